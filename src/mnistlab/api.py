@@ -1,0 +1,40 @@
+"""Python entry points behind the CLI: `train(method, …)` merges the config, runs the method in a run folder."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from mnistlab.config import load_config_file, merge
+from mnistlab.methods import METHODS
+from mnistlab.runs import Run, default_out
+
+
+def resolve_config(method: str, *, budget: str = "quick", config_file: str | None = None,
+                   overrides: dict[str, Any] | None = None):
+    """defaults < budget preset < config file < command line."""
+    cls = METHODS.info(method)["config"]
+    budgets = METHODS.info(method).get("budgets", {})
+    layers_first = merge(cls, {"budget": budget}, load_config_file(config_file), overrides or {})
+    return merge(cls, budgets.get(layers_first.budget, {}), {"budget": layers_first.budget},
+                 load_config_file(config_file), overrides or {})
+
+
+def train(method: str, *, command: str, out: str | os.PathLike | None = None, resume: bool = False,
+          budget: str = "quick", config_file: str | None = None,
+          overrides: dict[str, Any] | None = None) -> tuple[Path, dict]:
+    """Run `method` into a run folder; returns (folder, final metrics). A finished folder + resume → its metrics."""
+    entry = METHODS.get(method)
+    cfg = resolve_config(method, budget=budget, config_file=config_file, overrides=overrides)
+    out = Path(out) if out else default_out(command, method)
+    rank = int(os.environ.get("RANK", "0"))
+    run = Run(out, resume=resume, writer=rank == 0)
+    if resume and run.finished:
+        from mnistlab.fileio import read_json
+
+        return run.dir, read_json(run.path("metrics.json"))
+    run.start(cfg, command=command, method=method)
+    metrics = entry(cfg, run, resume=resume)
+    metrics = run.finish({"method": method, "dataset": getattr(cfg, "dataset", None), "seed": cfg.seed,
+                          "budget": cfg.budget, **metrics})
+    return run.dir, metrics

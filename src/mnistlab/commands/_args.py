@@ -1,0 +1,55 @@
+"""Flags shared by every training command, and the glue from parsed flags to `api.train`."""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from mnistlab.config import BUDGETS, parse_sets
+
+
+def add_train_flags(p: argparse.ArgumentParser, *, dataset: bool = True) -> None:
+    if dataset:
+        p.add_argument("--dataset", help="dataset name (`mnistlab list`)")
+    p.add_argument("--budget", choices=BUDGETS, default="quick", help="smoke (seconds) | quick (default) | full")
+    p.add_argument("--seed", type=int, help="training seed")
+    p.add_argument("--out", help="run folder (default: runs/<command>-<method>-<time>)")
+    p.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
+    p.add_argument("--precision", choices=("auto", "bf16", "fp32"), help="default auto: bf16 where the CPU has it")
+    p.add_argument("--epochs", type=float)
+    p.add_argument("--lr", type=float)
+    p.add_argument("--batch-size", type=int)
+    p.add_argument("--threads", type=int, help="torch threads (default: one per core)")
+    p.add_argument("--config", help="JSON file of settings (command-line flags win over it)")
+    p.add_argument("--set", action="append", metavar="KEY=VALUE", help="any config field, e.g. --set weight_decay=0")
+    p.add_argument("--json", action="store_true", help="print the final metrics as JSON")
+
+
+TRAIN_KEYS = ("dataset", "seed", "precision", "epochs", "lr", "batch_size", "threads")
+
+
+def overrides(args: argparse.Namespace, keys: tuple[str, ...] = ()) -> dict:
+    """Flags given on the command line (None = not given) + --set pairs."""
+    out = {k: getattr(args, k) for k in TRAIN_KEYS + keys if getattr(args, k, None) is not None}
+    out.update(parse_sets(getattr(args, "set", None)))
+    return out
+
+
+def run_training(args: argparse.Namespace, method: str, *, command: str, keys: tuple[str, ...] = ()) -> int:
+    from mnistlab import api
+
+    out, metrics = api.train(method, command=command, out=args.out, resume=args.resume, budget=args.budget,
+                             config_file=args.config, overrides=overrides(args, keys))
+    print_metrics(out, metrics, as_json=args.json)
+    return 0
+
+
+def print_metrics(out, metrics: dict, *, as_json: bool) -> None:
+    if as_json:
+        print(json.dumps({"run": str(out), **metrics}, default=float))
+        return
+    shown = {k: v for k, v in metrics.items() if isinstance(v, (int, float, str)) and v is not None}
+    print(f"run folder: {out}")
+    for k, v in shown.items():
+        print(f"  {k}: {v:.4f}" if isinstance(v, float) else f"  {k}: {v}")
+    sys.stdout.flush()

@@ -1,0 +1,117 @@
+"""Typed configs: one dataclass per method, merged in a fixed order — defaults < budget < config file < command line.
+
+The merged config is saved as `config.json` in the run folder and inside every checkpoint, so a run can be rebuilt.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import types
+import typing
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any
+
+from mnistlab.errors import MnistlabError
+
+BUDGETS = ("smoke", "quick", "full")
+
+
+@dataclass
+class TrainConfig:
+    """Fields every training command has. Methods subclass it and add their own."""
+
+    dataset: str = "mnist"
+    model: str = "cnn"
+    seed: int = 0  # training seed: init, batch order, augmentation, dropout
+    budget: str = "quick"  # smoke (seconds, tests) | quick (default) | full (benchmarks)
+    precision: str = "auto"  # auto | bf16 | fp32 (auto = bf16 autocast + channels_last where the CPU has AMX/AVX512-bf16)
+    batch_size: int = 128
+    epochs: float = 10.0
+    lr: float = 1e-3
+    weight_decay: float = 0.0
+    ckpt_every: int = 500  # steps between checkpoints (also written at every evaluation)
+    threads: int = 0  # torch intra-op threads; 0 = torch's default (one per core)
+    train_subset: int = 0  # >0: use only the first N training images (tests, quick looks)
+    test_subset: int = 0  # >0: evaluate on the first N test images only (smoke runs)
+
+
+def _coerce(value: Any, typ: Any, name: str) -> Any:
+    """Convert a command-line string (or JSON value) to the field's declared type."""
+    origin = typing.get_origin(typ)
+    if origin in (typing.Union, types.UnionType):
+        args = [a for a in typing.get_args(typ) if a is not type(None)]
+        if value is None or (isinstance(value, str) and value.lower() in ("none", "null")):
+            return None
+        typ = args[0]
+    try:
+        if typ is bool:
+            if isinstance(value, str):
+                if value.lower() in ("1", "true", "yes", "on"):
+                    return True
+                if value.lower() in ("0", "false", "no", "off"):
+                    return False
+                raise ValueError(value)
+            return bool(value)
+        if typ in (int, float, str):
+            out = typ(value)
+            if typ is float and out != out:
+                raise ValueError("nan")
+            if typ is int and isinstance(value, float) and not value.is_integer():
+                raise ValueError(value)
+            return out
+        if typing.get_origin(typ) in (list, tuple):
+            if isinstance(value, str):
+                value = json.loads(value) if value.startswith("[") else [v for v in value.split(",") if v]
+            inner = (typing.get_args(typ) or (str,))[0]
+            return type(value)([_coerce(v, inner, name) for v in value]) if typing.get_origin(typ) is list \
+                else tuple(_coerce(v, inner, name) for v in value)
+    except (TypeError, ValueError, json.JSONDecodeError):
+        raise MnistlabError(f"bad value {value!r} for {name} (expected {getattr(typ, '__name__', typ)})") from None
+    return value
+
+
+def merge(cls: type, *layers: dict[str, Any]) -> Any:
+    """Build `cls` from its defaults updated by each layer in turn; unknown keys are an error listing the valid ones."""
+    hints = typing.get_type_hints(cls)
+    valid = {f.name for f in fields(cls)}
+    values: dict[str, Any] = {}
+    for layer in layers:
+        for key, value in (layer or {}).items():
+            key = key.replace("-", "_")
+            if key not in valid:
+                raise MnistlabError(f"unknown setting {key!r} for {cls.__name__}; valid: {', '.join(sorted(valid))}")
+            values[key] = _coerce(value, hints[key], key)
+    cfg = cls(**values)
+    if getattr(cfg, "budget", "quick") not in BUDGETS:
+        raise MnistlabError(f"unknown budget {cfg.budget!r}; valid: {', '.join(BUDGETS)}")
+    return cfg
+
+
+def parse_sets(items: list[str] | None) -> dict[str, str]:
+    """`--set key=value` pairs → dict."""
+    out = {}
+    for item in items or []:
+        if "=" not in item:
+            raise MnistlabError(f"--set expects key=value, got {item!r}")
+        k, v = item.split("=", 1)
+        out[k.strip()] = v.strip()
+    return out
+
+
+def load_config_file(path: str | None) -> dict[str, Any]:
+    if not path:
+        return {}
+    try:
+        obj = json.loads(Path(path).read_text())
+    except FileNotFoundError:
+        raise MnistlabError(f"config file {path} not found") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise MnistlabError(f"config file {path}: not valid JSON ({e})") from None
+    if not isinstance(obj, dict):
+        raise MnistlabError(f"config file {path}: expected a JSON object")
+    return obj
+
+
+def to_dict(cfg: Any) -> dict[str, Any]:
+    return dataclasses.asdict(cfg)

@@ -1,0 +1,1 @@
+"""One file per dataset; each registers a loader in `mnistlab.data.DATASETS`."""

@@ -1,0 +1,1 @@
+"""Evaluation: pure functions of saved artefacts (logits, labels, features, samples)."""

@@ -1,0 +1,42 @@
+"""Classification metrics on arrays: accuracy, log-loss, confusion matrix, per-class report (scikit-learn)."""
+from __future__ import annotations
+
+import numpy as np
+from sklearn.metrics import classification_report, confusion_matrix
+
+
+def softmax(logits: np.ndarray) -> np.ndarray:
+    z = logits - logits.max(axis=1, keepdims=True)
+    e = np.exp(z)
+    return e / e.sum(axis=1, keepdims=True)
+
+
+def accuracy(logits: np.ndarray, labels: np.ndarray) -> float:
+    return float((logits.argmax(1) == labels).mean()) if len(labels) else float("nan")
+
+
+def nll(logits: np.ndarray, labels: np.ndarray) -> float:
+    """Mean cross-entropy in nats."""
+    z = logits - logits.max(axis=1, keepdims=True)
+    logp = z - np.log(np.exp(z).sum(axis=1, keepdims=True))
+    return float(-logp[np.arange(len(labels)), labels].mean())
+
+
+def confusion(labels: np.ndarray, preds: np.ndarray, num_classes: int) -> np.ndarray:
+    """(K, K) counts, rows = true class, columns = predicted class."""
+    return confusion_matrix(labels, preds, labels=list(range(num_classes)))
+
+
+def per_class_report(labels: np.ndarray, preds: np.ndarray, classes: tuple[str, ...] | list[str]) -> dict:
+    """precision / recall / f1 / support per class + accuracy, macro and weighted averages."""
+    return classification_report(labels, preds, labels=list(range(len(classes))), target_names=list(classes),
+                                 output_dict=True, zero_division=0)
+
+
+def most_confused(cm: np.ndarray, classes, k: int = 5) -> list[dict]:
+    """The k largest off-diagonal cells: which true class goes to which predicted class, how often."""
+    off = cm.copy()
+    np.fill_diagonal(off, 0)
+    flat = np.argsort(off, axis=None)[::-1][:k]
+    return [{"true": classes[i], "pred": classes[j], "count": int(off[i, j])}
+            for i, j in zip(*np.unravel_index(flat, off.shape)) if off[i, j] > 0]

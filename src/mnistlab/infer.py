@@ -1,0 +1,43 @@
+"""Batched inference on uint8 images: logits, probabilities and penultimate features, in eval mode, no grad."""
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from mnistlab.data.preprocess import as_tensor, preprocess
+from mnistlab.train import autocast
+
+
+@torch.no_grad()
+def batched(fn, x: np.ndarray | torch.Tensor, *, spec: dict | None = None, precision: str = "fp32",
+            batch_size: int = 2000) -> np.ndarray:
+    """Apply `fn` (float batch → tensor) to uint8 images (N, C, H, W) in chunks; returns float32 numpy."""
+    x = as_tensor(x)
+    outs = []
+    for i in range(0, len(x), batch_size):
+        xb = preprocess(x[i: i + batch_size], spec)
+        if precision == "bf16" and xb.ndim == 4:
+            xb = xb.contiguous(memory_format=torch.channels_last)
+        with autocast(precision):
+            outs.append(fn(xb).float())
+    return torch.cat(outs).numpy() if outs else np.zeros((0,), np.float32)
+
+
+def logits(model: torch.nn.Module, x, **kw) -> np.ndarray:
+    """(N, K) logits."""
+    was = model.training
+    model.eval()
+    try:
+        return batched(model, x, **kw)
+    finally:
+        model.train(was)
+
+
+def embeddings(model: torch.nn.Module, x, **kw) -> np.ndarray:
+    """(N, D) penultimate features (`model.embed`)."""
+    was = model.training
+    model.eval()
+    try:
+        return batched(model.embed, x, **kw)
+    finally:
+        model.train(was)

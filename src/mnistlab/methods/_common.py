@@ -1,0 +1,86 @@
+"""Pieces every classifier method uses: set-up, schedules, evaluation, and the standard classifier outputs."""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from mnistlab import infer
+from mnistlab.data import Dataset, load_dataset
+from mnistlab.evaluate.metrics import accuracy, confusion, most_confused, nll, per_class_report, softmax
+from mnistlab.report import plots
+from mnistlab.runs import Run
+from mnistlab.train import dist_init, resolve_precision, setup_threads
+
+
+@dataclass
+class Setup:
+    ds: Dataset
+    train_x: np.ndarray  # (N, C, H, W) uint8 — possibly a subset (cfg.train_subset)
+    train_y: np.ndarray
+    test_x: np.ndarray
+    test_y: np.ndarray
+    precision: str
+    rank: int
+    world: int
+
+
+def setup(cfg) -> Setup:
+    """Threads, distributed group, precision, dataset (with the smoke-test subsets applied)."""
+    setup_threads(cfg.threads)
+    rank, world = dist_init()
+    torch.manual_seed(cfg.seed)
+    ds = load_dataset(cfg.dataset)
+    tx, ty, vx, vy = ds.train_x, ds.train_y, ds.test_x, ds.test_y
+    if cfg.train_subset:
+        tx, ty = tx[: cfg.train_subset], ty[: cfg.train_subset]
+    if cfg.test_subset:
+        vx, vy = vx[: cfg.test_subset], vy[: cfg.test_subset]
+    return Setup(ds, tx, ty, vx, vy, resolve_precision(cfg.precision), rank, world)
+
+
+def cosine_lr(total_steps: int, warmup: int = 0, final: float = 0.0):
+    """Multiplier of the base lr at each step: linear warm-up, then cosine decay to `final`."""
+    def lr_at(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / warmup
+        t = (step - warmup) / max(1, total_steps - warmup)
+        return final + (1 - final) * 0.5 * (1 + math.cos(math.pi * t))
+    return lr_at
+
+
+def eval_split(model, x, y, *, spec, precision, prefix: str) -> dict:
+    """{prefix_accuracy, prefix_loss} on uint8 images."""
+    if len(y) == 0:
+        return {}
+    lg = infer.logits(model, x, spec=spec, precision=precision)
+    return {f"{prefix}_accuracy": accuracy(lg, y), f"{prefix}_loss": nll(lg, y)}
+
+
+def classifier_outputs(run: Run, model, *, spec: dict, ds: Dataset, test_x, test_y, history: list[dict],
+                       precision: str, prefix: str = "") -> dict:
+    """The standard outputs of a classifier run: test logits, curves, confusion matrix, per-class report.
+
+    Returns the test metrics (the final model is the one evaluated: no checkpoint is chosen on the test set).
+    """
+    lg = infer.logits(model, test_x, spec=spec, precision=precision)
+    preds = lg.argmax(1)
+    cm = confusion(test_y, preds, ds.num_classes)
+    report = per_class_report(test_y, preds, ds.classes)
+    run.save_array(f"{prefix}test_logits.npy", lg.astype(np.float32))
+    run.save_array(f"{prefix}test_labels.npy", np.asarray(test_y, np.int64))
+    run.save_json(f"{prefix}classification_report.json", report)
+    run.save_json(f"{prefix}confusion.json", {"classes": list(ds.classes), "matrix": cm.tolist(),
+                                              "most_confused": most_confused(cm, ds.classes)})
+    if history:
+        run.save_figure(f"{prefix}learning_curves.png", plots.learning_curves(history))
+    run.save_figure(f"{prefix}confusion.png", plots.confusion_heatmap(cm, ds.classes))
+    probs = softmax(lg)
+    wrong = np.flatnonzero(preds != test_y)[:4]
+    for i, idx in enumerate(list(np.arange(min(2, len(test_y)))) + list(wrong)[:2]):
+        run.save_figure(f"{prefix}prediction_{i}.png",
+                        plots.prediction_view(test_x[idx], probs[idx], ds.classes, true=int(test_y[idx])))
+    return {"test_accuracy": accuracy(lg, test_y), "test_loss": nll(lg, test_y),
+            "test_macro_f1": report["macro avg"]["f1-score"]}

@@ -1,0 +1,1 @@
+"""Figures (arrays → matplotlib figures) and the HTML report."""

@@ -1,0 +1,101 @@
+"""Plot functions: arrays in, matplotlib Figure out. No training, no file I/O (the run folder saves them)."""
+from __future__ import annotations
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+
+def image_grid(images: np.ndarray, titles: list[str] | None = None, *, cols: int = 8, size: float = 1.1):
+    """images (N, C, H, W) or (N, H, W), uint8 or [0, 1] float → a grid figure with optional titles."""
+    images = np.asarray(images)
+    if images.ndim == 4:
+        images = images.transpose(0, 2, 3, 1)
+        if images.shape[-1] == 1:
+            images = images[..., 0]
+    n = len(images)
+    rows = max(1, -(-n // cols))
+    fig, axes = plt.subplots(rows, cols, figsize=(cols * size, rows * size * (1.25 if titles else 1.0)))
+    for i, ax in enumerate(np.atleast_1d(axes).ravel()):
+        ax.axis("off")
+        if i < n:
+            ax.imshow(images[i], cmap="gray", vmin=0, vmax=255 if images.dtype == np.uint8 else 1)
+            if titles:
+                ax.set_title(titles[i], fontsize=7)
+    fig.tight_layout(pad=0.2)
+    return fig
+
+
+def learning_curves(history: list[dict], *, x: str = "epoch"):
+    """Loss and accuracy per epoch: every `*loss*` and `*acc*` key of the history, one line each."""
+    fig, (ax_l, ax_a) = plt.subplots(1, 2, figsize=(10, 3.6))
+    xs = [h.get(x, h.get("step")) for h in history]
+    keys = sorted({k for h in history for k in h})
+    for k in keys:
+        ys = [h.get(k) for h in history]
+        if all(v is None for v in ys):
+            continue
+        if "loss" in k:
+            ax_l.plot(xs, ys, marker=".", label=k)
+        elif "acc" in k:
+            ax_a.plot(xs, ys, marker=".", label=k)
+    for ax, t in ((ax_l, "loss"), (ax_a, "accuracy")):
+        ax.set_xlabel(x)
+        ax.set_title(t)
+        ax.grid(alpha=0.3)
+        if ax.lines:
+            ax.legend(fontsize=7)
+    fig.tight_layout()
+    return fig
+
+
+def confusion_heatmap(cm: np.ndarray, classes, *, title: str = "confusion (row-normalised)"):
+    """Row-normalised confusion matrix with the counts written in each cell."""
+    norm = cm / np.maximum(cm.sum(axis=1, keepdims=True), 1)
+    k = len(classes)
+    fig, ax = plt.subplots(figsize=(0.55 * k + 2.5, 0.55 * k + 2))
+    im = ax.imshow(norm, cmap="Blues", vmin=0, vmax=1)
+    ax.set_xticks(range(k), classes, rotation=45 if max(len(c) for c in classes) > 2 else 0, ha="right", fontsize=8)
+    ax.set_yticks(range(k), classes, fontsize=8)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    for i in range(k):
+        for j in range(k):
+            if cm[i, j]:
+                ax.text(j, i, int(cm[i, j]), ha="center", va="center", fontsize=6,
+                        color="white" if norm[i, j] > 0.5 else "black")
+    fig.colorbar(im, ax=ax, fraction=0.046)
+    ax.set_title(title)
+    fig.tight_layout()
+    return fig
+
+
+def prediction_view(image: np.ndarray, probs: np.ndarray, classes, *, true: int | None = None):
+    """An input image beside the bar chart of its class probabilities, the winner-takes-all class highlighted."""
+    fig, (ax_i, ax_p) = plt.subplots(1, 2, figsize=(6, 2.4), gridspec_kw={"width_ratios": [1, 2]})
+    img = np.asarray(image)
+    img = img[0] if img.ndim == 3 and img.shape[0] == 1 else img
+    ax_i.imshow(img, cmap="gray")
+    ax_i.axis("off")
+    ax_i.set_title(f"true: {classes[true]}" if true is not None else "input", fontsize=9)
+    win = int(np.argmax(probs))
+    colors = ["tab:orange" if i == win else "tab:blue" for i in range(len(probs))]
+    ax_p.bar(range(len(probs)), probs, color=colors)
+    ax_p.set_xticks(range(len(probs)), classes, fontsize=7, rotation=45 if len(str(classes[0])) > 2 else 0)
+    ax_p.set_ylim(0, 1)
+    ax_p.set_title(f"WTA: {classes[win]} ({probs[win]:.3f})", fontsize=9)
+    fig.tight_layout()
+    return fig
+
+
+def bar_chart(values, labels, *, title: str = "", ylabel: str = ""):
+    fig, ax = plt.subplots(figsize=(max(4, 0.5 * len(values) + 1), 3))
+    ax.bar(range(len(values)), values)
+    ax.set_xticks(range(len(values)), labels, fontsize=8, rotation=45 if max(len(str(l)) for l in labels) > 2 else 0)
+    ax.set_title(title)
+    ax.set_ylabel(ylabel)
+    ax.grid(axis="y", alpha=0.3)
+    fig.tight_layout()
+    return fig

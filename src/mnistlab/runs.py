@@ -1,0 +1,216 @@
+"""The run folder: a complete record of one command, and `load_run` to rebuild its model.
+
+    DIR/config.json      merged config (+ command, method)
+    DIR/env.json         git sha + dirty flag, library versions, CPU, threads, precision
+    DIR/splits.npz       every index set the run used (labelled, val, unlabelled, …)
+    DIR/metrics.jsonl    one JSON line per evaluation
+    DIR/metrics.json     final metrics, always with wall_seconds (written last: its presence means "finished")
+    DIR/model.safetensors + DIR/model.json   weights + how to rebuild the model (name, kwargs, preprocessing)
+    DIR/checkpoint.safetensors   resumable training state (weights, optimiser, step, history), while training
+"""
+from __future__ import annotations
+
+import json
+import os
+import platform
+import subprocess
+import time
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from mnistlab import __version__, fileio
+from mnistlab.config import to_dict
+from mnistlab.errors import MnistlabError
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def git_info() -> dict[str, Any]:
+    def git(*args: str) -> str:
+        return subprocess.run(["git", "-C", str(REPO), *args], capture_output=True, text=True, timeout=10).stdout.strip()
+
+    try:
+        sha = git("rev-parse", "HEAD")
+        dirty = bool(git("status", "--porcelain", "--untracked-files=no"))
+    except (OSError, subprocess.SubprocessError):
+        sha, dirty = "", False
+    return {"git_sha": sha or None, "git_dirty": dirty if sha else None}
+
+
+def cpu_name() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def env_info() -> dict[str, Any]:
+    import importlib.metadata as md
+
+    versions = {}
+    for dist in ("torch", "numpy", "safetensors", "scikit-learn", "matplotlib"):
+        try:
+            versions[dist] = md.version(dist)
+        except md.PackageNotFoundError:
+            versions[dist] = None
+    return {**git_info(), "mnistlab": __version__, "python": platform.python_version(), "versions": versions,
+            "cpu": cpu_name(), "cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads(),
+            "platform": platform.platform(), "date": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+
+
+def default_out(command: str, name: str) -> Path:
+    stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+    return Path("runs") / f"{command}-{name}-{stamp}"
+
+
+class Run:
+    """A run folder being written. Rank ≠ 0 processes of a distributed run get a Run that writes nothing."""
+
+    def __init__(self, out: str | os.PathLike, *, resume: bool = False, writer: bool = True):
+        self.dir = Path(out)
+        self.writer = writer
+        self.started = time.time()
+        self.resumed_seconds = 0.0  # training time spent before a resume (set by the loop)
+        if not writer:
+            return
+        if (self.dir / "metrics.json").exists() and not resume:
+            raise MnistlabError(f"{self.dir} holds a finished run; choose another --out (or --resume to reuse it)")
+        if self.dir.exists() and not self.dir.is_dir():
+            raise MnistlabError(f"--out {self.dir} is a file, not a folder")
+        if self.dir.exists() and any(self.dir.iterdir()) and not resume and not (self.dir / "config.json").exists():
+            raise MnistlabError(f"--out {self.dir} is a non-empty folder that is not a run folder")
+        try:
+            self.dir.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise MnistlabError(f"cannot create {self.dir}: {e.strerror}") from None
+
+    def path(self, name: str) -> Path:
+        return self.dir / name
+
+    @property
+    def finished(self) -> bool:
+        return (self.dir / "metrics.json").exists()
+
+    def start(self, cfg: Any, *, command: str, method: str | None = None) -> None:
+        if not self.writer:
+            return
+        conf = {"command": command, "method": method, **(to_dict(cfg) if not isinstance(cfg, dict) else cfg)}
+        old = self.dir / "config.json"
+        if old.exists():
+            prev = fileio.read_json(old)
+            ignore = {"resume", "threads"}
+            diff = sorted(k for k in set(prev) | set(conf) if k not in ignore and prev.get(k) != conf.get(k))
+            if diff:
+                raise MnistlabError(f"{self.dir} was started with another config (differs in {', '.join(diff)}); "
+                                    f"use another --out")
+        fileio.write_json(old, conf)
+        fileio.write_json(self.dir / "env.json", env_info())
+
+    # ---------------------------------------------------------------------------------------------- artefacts
+    def save_json(self, name: str, obj: Any) -> None:
+        if self.writer:
+            fileio.write_json(self.dir / name, obj)
+
+    def save_splits(self, **indices: np.ndarray) -> None:
+        """Index arrays, int64, in one npz (read back with allow_pickle=False)."""
+        if not self.writer:
+            return
+        with fileio.atomic_path(self.dir / "splits.npz") as tmp, open(tmp, "wb") as f:
+            np.savez_compressed(f, **{k: np.asarray(v, dtype=np.int64) for k, v in indices.items()})
+
+    def save_array(self, name: str, arr: np.ndarray) -> None:
+        if self.writer:
+            with fileio.atomic_path(self.dir / name) as tmp, open(tmp, "wb") as f:
+                np.save(f, arr, allow_pickle=False)
+
+    def save_figure(self, name: str, fig: Any) -> None:
+        """Save a matplotlib figure as PNG and close it."""
+        import matplotlib.pyplot as plt
+
+        if self.writer:
+            with fileio.atomic_path(self.dir / name) as tmp:
+                fig.savefig(tmp, format="png", dpi=110, bbox_inches="tight")
+        plt.close(fig)
+
+    def log(self, record: dict[str, Any]) -> None:
+        if self.writer:
+            with open(self.dir / "metrics.jsonl", "a") as f:
+                f.write(json.dumps(record, default=fileio._jsonable) + "\n")
+
+    def rewrite_log(self, records: list[dict[str, Any]]) -> None:
+        """After a resume: the log is exactly the history up to the checkpoint (no duplicated lines)."""
+        if self.writer:
+            fileio.write_text(self.dir / "metrics.jsonl",
+                              "".join(json.dumps(r, default=fileio._jsonable) + "\n" for r in records))
+
+    def save_model(self, model: torch.nn.Module, spec: dict[str, Any], name: str = "model") -> None:
+        """Weights as safetensors + `name.json` = how to rebuild (`models.create_model(**spec)`)."""
+        from safetensors.torch import save_file
+
+        if not self.writer:
+            return
+        tensors = {k: v.detach().cpu().contiguous().clone() for k, v in model.state_dict().items()}
+        with fileio.atomic_path(self.dir / f"{name}.safetensors") as tmp:
+            save_file(tensors, str(tmp), metadata={"mnistlab": json.dumps(spec)})
+        fileio.write_json(self.dir / f"{name}.json", spec)
+
+    def finish(self, metrics: dict[str, Any], *, extra_seconds: float = 0.0) -> dict[str, Any]:
+        """Write metrics.json (last: its presence marks the run complete) and drop the resumable checkpoint."""
+        seconds = time.time() - self.started + self.resumed_seconds + extra_seconds
+        metrics = {**metrics, "wall_seconds": round(seconds, 2)}
+        if self.writer:
+            fileio.write_json(self.dir / "metrics.json", metrics)
+            (self.dir / "checkpoint.safetensors").unlink(missing_ok=True)
+        return metrics
+
+
+@dataclass
+class LoadedRun:
+    dir: Path
+    config: dict[str, Any]
+    spec: dict[str, Any]
+    model: torch.nn.Module
+    metrics: dict[str, Any]
+
+
+def load_model(path: str | os.PathLike, name: str = "model") -> tuple[torch.nn.Module, dict[str, Any]]:
+    """Rebuild a model from `name.json` + `name.safetensors` in a folder (no pickle anywhere)."""
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    from mnistlab.models import create_model
+
+    d = Path(path)
+    spec = fileio.read_json(d / f"{name}.json")
+    try:
+        state = load_file(str(d / f"{name}.safetensors"))
+    except FileNotFoundError:
+        raise MnistlabError(f"{d} has no {name}.safetensors; is it a finished run folder?") from None
+    except (SafetensorError, OSError, ValueError) as e:
+        raise MnistlabError(f"{d / (name + '.safetensors')}: unreadable ({e})") from None
+    model = create_model(spec["name"], in_shape=tuple(spec["in_shape"]), num_classes=spec["num_classes"],
+                         **spec.get("kwargs", {}))
+    try:
+        model.load_state_dict(state)
+    except RuntimeError as e:
+        raise MnistlabError(f"{d}: weights do not fit model {spec['name']} ({str(e).splitlines()[0]})") from None
+    return model.eval(), spec
+
+
+def load_run(path: str | os.PathLike) -> LoadedRun:
+    """Rebuild the model of a finished run folder, with its config and metrics."""
+    d = Path(path)
+    if not d.is_dir():
+        raise MnistlabError(f"run folder {d} does not exist")
+    config = fileio.read_json(d / "config.json")
+    model, spec = load_model(d)
+    metrics = fileio.read_json(d / "metrics.json") if (d / "metrics.json").exists() else {}
+    return LoadedRun(d, config, spec, model, metrics)

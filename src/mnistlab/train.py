@@ -1,0 +1,302 @@
+"""THE training loop, shared by every method: precision, determinism, progress, checkpoint/resume, NaN stop, DDP.
+
+A method hands `fit` a module, its optimisers and three functions of the step number:
+    batch_at(step)        -> batch            (deterministic in step: resuming replays the same data)
+    loss_fn(batch, step)  -> {"loss": tensor, **floats}
+    evaluate(step)        -> {name: float}    (called every `eval_every` steps and at the end)
+Two extension points, no event system: `optimize(batch, step)` replaces the default zero_grad/backward/step (the GAN's
+two optimisers), `after_step(step)` runs after each update (EMA).
+"""
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import torch
+import torch.distributed as dist
+
+from mnistlab import fileio
+from mnistlab.errors import MnistlabError, TrainingDiverged
+from mnistlab.runs import Run
+
+# ------------------------------------------------------------------------------------------------ precision
+
+
+def cpu_has_bf16() -> bool:
+    """AMX or AVX512-bf16: where bf16 matmuls/convs run natively (measured 2.2× over fp32 on a small CNN here)."""
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
+    return "amx_bf16" in flags or "avx512_bf16" in flags
+
+
+def resolve_precision(precision: str) -> str:
+    if precision == "auto":
+        return "bf16" if cpu_has_bf16() else "fp32"
+    if precision not in ("bf16", "fp32"):
+        raise MnistlabError(f"unknown precision {precision!r}; valid: auto, bf16, fp32")
+    return precision
+
+
+def autocast(precision: str):
+    """bf16 autocast on CPU (weights and optimiser stay fp32), or nothing."""
+    if precision == "bf16":
+        return torch.autocast("cpu", dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
+def prepare_module(module: torch.nn.Module, precision: str) -> torch.nn.Module:
+    """channels_last pays off with bf16 oneDNN convolutions; with fp32 it does not, so leave it."""
+    if precision == "bf16":
+        module = module.to(memory_format=torch.channels_last)
+    return module
+
+
+def setup_threads(threads: int) -> None:
+    if threads > 0:
+        torch.set_num_threads(threads)
+
+
+# ------------------------------------------------------------------------------------------------ distributed
+
+
+def dist_init() -> tuple[int, int]:
+    """(rank, world). Under `torchrun`, joins the gloo process group once; otherwise (0, 1)."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world > 1 and not dist.is_initialized():
+        dist.init_process_group("gloo")
+        # each process gets its share of the cores
+        torch.set_num_threads(max(1, (os.cpu_count() or 1) // int(os.environ.get("LOCAL_WORLD_SIZE", world))))
+    if dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size()
+    return 0, 1
+
+
+def allreduce_grads(params: list[torch.nn.Parameter], world: int) -> None:
+    """Average gradients over processes: one flat all-reduce (what DDP does, without wrapping the module)."""
+    if world == 1:
+        return
+    grads = [p.grad for p in params if p.grad is not None]
+    if not grads:
+        return
+    flat = torch.cat([g.reshape(-1) for g in grads])
+    dist.all_reduce(flat)
+    flat /= world
+    offset = 0
+    for g in grads:
+        g.copy_(flat[offset: offset + g.numel()].view_as(g))
+        offset += g.numel()
+
+
+# ------------------------------------------------------------------------------------------------ batches
+
+
+class Batcher:
+    """Deterministic, resumable mini-batch indices over `n` items.
+
+    The stream is epoch permutations laid end to end, each seeded by (seed, epoch); batch k is stream[kB:(k+1)B],
+    so it depends on (seed, k) only. Under DDP every process computes the same global batch and keeps its share.
+    """
+
+    def __init__(self, n: int, batch_size: int, *, seed: int, rank: int = 0, world: int = 1):
+        if n <= 0:
+            raise MnistlabError("no training examples")
+        self.n, self.bs, self.seed, self.rank, self.world = n, batch_size, seed, rank, world
+        self._perms: dict[int, np.ndarray] = {}
+
+    @property
+    def steps_per_epoch(self) -> int:
+        return max(1, self.n // self.bs)
+
+    def _perm(self, epoch: int) -> np.ndarray:
+        if epoch not in self._perms:
+            if len(self._perms) > 4:
+                self._perms.pop(min(self._perms))
+            self._perms[epoch] = np.random.default_rng([self.seed, epoch]).permutation(self.n)
+        return self._perms[epoch]
+
+    def __call__(self, step: int) -> torch.Tensor:
+        start = step * self.bs
+        idx = np.concatenate([self._perm(e) for e in range(start // self.n, (start + self.bs - 1) // self.n + 1)])
+        off = start - (start // self.n) * self.n
+        batch = idx[off: off + self.bs]
+        return torch.from_numpy(batch[self.rank:: self.world])
+
+
+def step_generator(seed: int, step: int, stream: int = 0) -> torch.Generator:
+    """A torch generator for augmentation at `step`, independent of everything that ran before (resumable)."""
+    return torch.Generator().manual_seed((seed * 1_000_003 + step) * 7 + stream)
+
+
+# ------------------------------------------------------------------------------------------------ checkpoint
+
+CKPT = "checkpoint.safetensors"
+
+
+def save_checkpoint(path: Path, module: torch.nn.Module, optimizers: dict[str, torch.optim.Optimizer],
+                    meta: dict[str, Any]) -> None:
+    """Module + optimiser state in one safetensors file (JSON metadata for the rest); replaced atomically."""
+    from safetensors.torch import save_file
+
+    tensors = {f"model/{k}": v.detach().contiguous().clone() for k, v in module.state_dict().items()}
+    opt_meta = {}
+    for name, opt in optimizers.items():
+        sd = opt.state_dict()
+        scalars: dict[str, dict[str, Any]] = {}
+        for pid, st in sd["state"].items():
+            for key, val in st.items():
+                if torch.is_tensor(val):
+                    tensors[f"opt/{name}/{pid}/{key}"] = val.detach().contiguous().clone()
+                else:
+                    scalars.setdefault(str(pid), {})[key] = val
+        opt_meta[name] = {"param_groups": sd["param_groups"], "scalars": scalars}
+    with fileio.atomic_path(path) as tmp:
+        save_file(tensors, str(tmp), metadata={"meta": json.dumps({**meta, "optimizers": opt_meta},
+                                                                   default=fileio._jsonable)})
+
+
+def load_checkpoint(path: Path, module: torch.nn.Module, optimizers: dict[str, torch.optim.Optimizer]) -> dict:
+    from safetensors import SafetensorError, safe_open
+
+    try:
+        with safe_open(str(path), "pt") as f:
+            meta = json.loads(f.metadata()["meta"])
+            tensors = {k: f.get_tensor(k) for k in f.keys()}
+    except (SafetensorError, OSError, KeyError, json.JSONDecodeError) as e:
+        raise MnistlabError(f"{path}: unreadable checkpoint ({e}); delete it to start over") from None
+    module.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model/")})
+    for name, opt in optimizers.items():
+        om = meta["optimizers"][name]
+        state: dict[int, dict[str, Any]] = {}
+        for k, v in tensors.items():
+            if k.startswith(f"opt/{name}/"):
+                _, _, pid, key = k.split("/", 3)
+                state.setdefault(int(pid), {})[key] = v
+        for pid, sc in om["scalars"].items():
+            state.setdefault(int(pid), {}).update(sc)
+        opt.load_state_dict({"state": state, "param_groups": om["param_groups"]})
+    return meta
+
+
+# ------------------------------------------------------------------------------------------------ the loop
+
+
+def fit(module: torch.nn.Module, optimizers: dict[str, torch.optim.Optimizer] | torch.optim.Optimizer, *,
+        run: Run, total_steps: int, batch_at: Callable[[int], Any],
+        loss_fn: Callable[[Any, int], dict] | None = None,
+        optimize: Callable[[Any, int], dict] | None = None,
+        evaluate: Callable[[int], dict] | None = None, eval_every: int = 0,
+        lr_at: Callable[[int], float] | None = None, after_step: Callable[[int], None] | None = None,
+        precision: str = "fp32", seed: int = 0, ckpt_every: int = 500, resume: bool = False,
+        grad_clip: float | None = None, steps_per_epoch: int | None = None, desc: str = "train",
+        world: int = 1, ckpt_name: str = CKPT) -> list[dict]:
+    """Train for `total_steps` steps; returns the history (one dict per evaluation). See the module docstring."""
+    if isinstance(optimizers, torch.optim.Optimizer):
+        optimizers = {"opt": optimizers}
+    if (loss_fn is None) == (optimize is None):
+        raise ValueError("give exactly one of loss_fn / optimize")
+    eval_every = eval_every or steps_per_epoch or total_steps
+    ckpt_path = run.path(ckpt_name)
+    for opt in optimizers.values():
+        for g in opt.param_groups:
+            g.setdefault("base_lr", g["lr"])
+    params = [p for opt in optimizers.values() for g in opt.param_groups for p in g["params"]]
+
+    start, history, wall_before = 0, [], 0.0
+    sums: dict[str, float] = {}  # running sums of the step logs since the last evaluation
+    count = 0
+    if resume and ckpt_path.exists():
+        meta = load_checkpoint(ckpt_path, module, optimizers)
+        start, history, wall_before = meta["step"], meta["history"], meta["train_seconds"]
+        sums, count = meta["sums"], meta["count"]
+        run.rewrite_log(history)
+        run.resumed_seconds += wall_before  # so metrics.json's wall_seconds counts the work before the kill
+    t0 = time.time()
+
+    def checkpoint(step: int) -> None:
+        if run.writer:
+            save_checkpoint(ckpt_path, module, optimizers,
+                            {"step": step, "history": history, "sums": sums, "count": count,
+                             "train_seconds": wall_before + time.time() - t0})
+
+    def default_optimize(batch: Any, step: int) -> dict:
+        with autocast(precision):
+            out = loss_fn(batch, step)
+        loss = out["loss"]
+        if not torch.isfinite(loss.detach()):
+            return out
+        for opt in optimizers.values():
+            opt.zero_grad(set_to_none=True)
+        loss.backward()
+        allreduce_grads(params, world)
+        if grad_clip:
+            torch.nn.utils.clip_grad_norm_(params, grad_clip)
+        for opt in optimizers.values():
+            opt.step()
+        return out
+
+    bar = _progress(total_steps, start, desc, run.writer)
+    module.train()
+    for step in range(start, total_steps):
+        torch.manual_seed(seed * 1_000_003 + step)  # dropout & co: a function of the step, so resume replays it
+        if lr_at is not None:
+            scale = lr_at(step)
+            for opt in optimizers.values():
+                for g in opt.param_groups:
+                    g["lr"] = g["base_lr"] * scale
+        batch = batch_at(step)
+        if optimize is not None:
+            with autocast(precision):
+                logs = optimize(batch, step)
+        else:
+            logs = default_optimize(batch, step)
+        logs = {k: float(v.detach()) if torch.is_tensor(v) else float(v) for k, v in logs.items()}
+        bad = [k for k, v in logs.items() if "loss" in k and not math.isfinite(v)]
+        if bad:
+            kept = f"last good checkpoint kept in {ckpt_path}" if ckpt_path.exists() else "no checkpoint yet"
+            raise TrainingDiverged(f"{bad[0]} became {logs[bad[0]]} at step {step}; {kept}")
+        if after_step is not None:
+            after_step(step)
+        for k, v in logs.items():
+            sums[k] = sums.get(k, 0.0) + v
+        count += 1
+        bar.update(1)
+        done = step + 1
+        if done % eval_every == 0 or done == total_steps:
+            record: dict[str, Any] = {"step": done}
+            if steps_per_epoch:
+                record["epoch"] = round(done / steps_per_epoch, 3)
+            record.update({f"train_{k}": v / count for k, v in sums.items()})
+            if evaluate is not None and run.writer:
+                module.eval()
+                with torch.no_grad(), autocast(precision):
+                    record.update(evaluate(done))
+                module.train()
+            record["seconds"] = round(wall_before + time.time() - t0, 2)
+            history.append(record)
+            run.log(record)
+            bar.set_postfix({k: f"{v:.4g}" for k, v in record.items() if k not in ("step", "epoch", "seconds")})
+            sums, count = {}, 0
+            if done < total_steps:
+                checkpoint(done)
+        elif ckpt_every and done % ckpt_every == 0:
+            checkpoint(done)
+    bar.close()
+    module.eval()
+    return history
+
+
+def _progress(total: int, initial: int, desc: str, enabled: bool):
+    from tqdm import tqdm
+
+    quiet = not enabled or os.environ.get("MNISTLAB_QUIET") == "1"
+    return tqdm(total=total, initial=initial, desc=desc, disable=quiet, leave=False, file=sys.stderr,
+                mininterval=1.0, dynamic_ncols=True)
