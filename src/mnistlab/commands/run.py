@@ -1,34 +1,85 @@
-"""`mnistlab run`: the whole study in one command (skeleton: grows into the full report as the methods land)."""
+"""`mnistlab run`: the whole study in one command → DIR/report.html (stages in `mnistlab.pipeline`)."""
 from __future__ import annotations
 
-import html
 from pathlib import Path
 
 from mnistlab import fileio
+from mnistlab.errors import MnistlabError
+
+
+def write_report(out: Path, sections, *, title: str) -> Path:
+    from mnistlab.report.html import render_report
+
+    page = render_report(sections, title=title,
+                         intro="Every section states the command that reproduces it, its seeds and its time. "
+                               "No checkpoint, threshold or hyper-parameter was chosen on a test set.")
+    fileio.write_text(out / "report.html", page)
+    return out / "report.html"
 
 
 def _run(args) -> int:
-    from mnistlab import api
-    from mnistlab.commands.data import stats
+    from mnistlab.pipeline import run_study
 
     out = Path(args.out or "runs/study")
-    out.mkdir(parents=True, exist_ok=True)
-    parts = []
-    s = stats("mnist")
-    parts.append(f"<h2>Data</h2><p>MNIST: {s['train_size']} train / {s['test_size']} test.</p>")
-    sup_dir = out / "supervised-cnn"
-    run_dir, m = api.train("supervised", command="supervised", out=sup_dir, resume=True, budget=args.budget)
-    parts.append(f"<h2>Supervised CNN</h2><p>test accuracy {m['test_accuracy']:.4f} in {m['wall_seconds']:.0f} s "
-                 f"(<code>{html.escape(str(run_dir))}</code>)</p>")
-    fileio.write_text(out / "report.html", "<!doctype html><meta charset=utf-8><title>mnistlab report</title>"
-                      "<h1>mnistlab report</h1>" + "".join(parts))
-    print(out / "report.html")
+    if args.tensorboard:
+        _check_tensorboard()
+    secs = run_study(out, budget=args.budget, force=args.force, only=args.stage)
+    path = write_report(out, [(s, out / s["id"]) for s in secs], title=f"mnistlab study ({args.budget} budget)")
+    if args.tensorboard:
+        _export_tensorboard(out)
+    print(path)
+    failed = [s["id"] for s in secs if s["status"] == "failed"]
+    if failed:
+        raise MnistlabError(f"stages failed: {', '.join(failed)} (see their sections and error.txt); "
+                            f"the report was written to {path}")
     return 0
 
 
+def _report(args) -> int:
+    from mnistlab.pipeline import collect_sections
+
+    out = Path(args.out) if args.out else Path(args.runs[0])
+    path = write_report(out if out.is_dir() or not out.suffix else out.parent,
+                        collect_sections([Path(r) for r in args.runs]), title=args.title)
+    print(path)
+    return 0
+
+
+def _check_tensorboard() -> None:
+    try:
+        import tensorboard  # noqa: F401
+    except ImportError:
+        raise MnistlabError("--tensorboard needs the tensorboard package (pip install tensorboard)") from None
+
+
+def _export_tensorboard(out: Path) -> None:
+    """Every run's metrics.jsonl → TensorBoard scalars under DIR/tensorboard/<run path>."""
+    import json
+
+    from torch.utils.tensorboard import SummaryWriter
+
+    for log in out.rglob("metrics.jsonl"):
+        run = log.parent
+        w = SummaryWriter(str(out / "tensorboard" / run.relative_to(out)))
+        for line in log.read_text().splitlines():
+            rec = json.loads(line)
+            for k, v in rec.items():
+                if k != "step" and isinstance(v, (int, float)):
+                    w.add_scalar(k, v, rec.get("step", 0))
+        w.close()
+
+
 def register(sub) -> None:
-    p = sub.add_parser("run", help="the whole study, one HTML report")
-    p.add_argument("--budget", choices=("smoke", "quick", "full"), default="quick")
+    p = sub.add_parser("run", help="the whole study, one self-contained HTML report")
+    p.add_argument("--budget", choices=("smoke", "quick", "full"), default="quick",
+                   help="smoke ≤ 3 min (tests), quick ≤ 30 min (default), full = benchmark budgets")
     p.add_argument("--out", help="study folder (default runs/study)")
     p.add_argument("--force", action="store_true", help="recompute finished stages")
+    p.add_argument("--stage", action="append", help="run only this stage (repeatable)")
+    p.add_argument("--tensorboard", action="store_true", help="also export every run's metrics to TensorBoard")
     p.set_defaults(func=_run)
+    r = sub.add_parser("report", help="rebuild the HTML report from existing study or run folders, no training")
+    r.add_argument("runs", nargs="+", help="study folders or run folders")
+    r.add_argument("--out", help="folder for report.html (default: the first folder given)")
+    r.add_argument("--title", default="mnistlab report")
+    r.set_defaults(func=_report)

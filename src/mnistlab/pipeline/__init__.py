@@ -1,0 +1,145 @@
+"""`mnistlab run`: the study as ordered stages, each writing a section of the HTML report into its own folder.
+
+A stage is a function `stage(ctx) -> section dict` (see `report.html`), registered with its order, title and a time
+estimate per budget. Stages drive the other commands through the CLI contract (`ctx.cli(...)`), with `--resume`, so a
+stage killed half-way continues its finished runs. A finished stage is reused while its key (stage, budget, code
+version) is unchanged; `--force` recomputes.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import sys
+import time
+import traceback
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from mnistlab import fileio
+from mnistlab.errors import MnistlabError
+from mnistlab.registry import Registry
+
+STAGES: Registry = Registry("stage", "mnistlab.pipeline")
+
+
+def code_version() -> str:
+    """Hash of the package's source: a change of code invalidates cached stages."""
+    h = hashlib.sha256()
+    root = Path(__file__).resolve().parents[1]
+    for p in sorted(root.rglob("*.py")):
+        h.update(str(p.relative_to(root)).encode())
+        h.update(p.read_bytes())
+    return h.hexdigest()[:16]
+
+
+@dataclass
+class Context:
+    """What a stage gets: its folder, the budget, and a way to call mnistlab commands."""
+
+    dir: Path
+    budget: str
+    study_dir: Path
+
+    def cli(self, *argv: Any) -> None:
+        """Run a mnistlab command in-process; a failure raises MnistlabError with the command's message."""
+        from mnistlab.cli import build_parser
+
+        args = [str(a) for a in argv]
+        try:
+            ns = build_parser().parse_args(args)
+        except SystemExit as e:
+            raise MnistlabError(f"bad stage command: mnistlab {' '.join(args)}") from e
+        code = ns.func(ns)
+        if code:
+            raise MnistlabError(f"`mnistlab {' '.join(args)}` exited with {code}")
+
+    def rel(self, path: Path) -> str:
+        return str(Path(path).resolve().relative_to(self.dir.resolve()))
+
+    def stage_dir(self, name: str) -> Path:
+        """Another stage's folder (for reuse of its runs, e.g. the classifier for the GAN's metrics)."""
+        return self.study_dir / name
+
+
+def stage_key(name: str, budget: str) -> str:
+    return hashlib.sha256(json.dumps([name, budget, code_version()]).encode()).hexdigest()[:16]
+
+
+def ordered_stages() -> list[str]:
+    return sorted(STAGES.names(), key=lambda n: STAGES.info(n)["order"])
+
+
+def run_stage(name: str, *, study_dir: Path, budget: str, force: bool) -> dict:
+    """Run (or reuse) one stage; never raises for the stage's own failure — it becomes a 'failed' section."""
+    d = study_dir / name
+    key = stage_key(name, budget)
+    key_file, sec_file = d / "stage.key", d / "section.json"
+    if not force and sec_file.exists() and key_file.exists() and key_file.read_text() == key:
+        sec = fileio.read_json(sec_file)
+        if sec.get("status") == "ok":
+            return sec
+    if d.exists() and (force or not key_file.exists() or key_file.read_text() != key):
+        shutil.rmtree(d)  # other code or budget: its half-done runs are not ours to resume
+    d.mkdir(parents=True, exist_ok=True)
+    fileio.write_text(key_file, key)
+    info = STAGES.info(name)
+    t0 = time.time()
+    try:
+        sec = STAGES.get(name)(Context(d, budget, study_dir))
+        sec.setdefault("status", "ok")
+    except KeyboardInterrupt:
+        raise
+    except Exception as e:  # a stage's failure is reported in its section; the study goes on
+        msg = str(e) if isinstance(e, MnistlabError) else f"{type(e).__name__}: {e}"
+        (d / "error.txt").write_text(traceback.format_exc())
+        sec = {"status": "failed", "message": msg.splitlines()[0] if msg else type(e).__name__}
+    sec = {"id": name, "title": info["title"], "seconds": round(time.time() - t0, 1), **sec}
+    fileio.write_json(sec_file, sec)
+    return sec
+
+
+def run_study(out: Path, *, budget: str, force: bool = False, only: list[str] | None = None) -> list[dict]:
+    names = [n for n in ordered_stages() if not only or n in only]
+    if only and (unknown := set(only) - set(names)):
+        raise MnistlabError(f"unknown stage {sorted(unknown)[0]!r}; valid: {', '.join(ordered_stages())}")
+    out.mkdir(parents=True, exist_ok=True)
+    sections = []
+    t_start = time.time()
+    for i, name in enumerate(names):
+        remaining = sum(STAGES.info(n)["estimate"].get(budget, 60) for n in names[i:])
+        print(f"[{i + 1}/{len(names)}] {STAGES.info(name)['title']} — about {_mins(remaining)} left "
+              f"(elapsed {_mins(time.time() - t_start)})", file=sys.stderr, flush=True)
+        sec = run_stage(name, study_dir=out, budget=budget, force=force)
+        if sec["status"] != "ok":
+            print(f"    {sec['status']}: {sec.get('message', '')}", file=sys.stderr, flush=True)
+        sections.append(sec)
+    return sections
+
+
+def _mins(seconds: float) -> str:
+    return f"{seconds / 60:.1f} min" if seconds >= 60 else f"{seconds:.0f} s"
+
+
+def collect_sections(paths: list[Path]) -> list[tuple[dict, Path]]:
+    """Sections from study folders (their stage folders' section.json) or single run folders (a generic section)."""
+    from mnistlab.pipeline._sections import run_folder_section
+
+    out: list[tuple[dict, Path]] = []
+    for p in paths:
+        p = Path(p)
+        if not p.is_dir():
+            raise MnistlabError(f"{p} is not a folder")
+        if (p / "section.json").exists():
+            out.append((fileio.read_json(p / "section.json"), p))
+        elif (p / "metrics.json").exists() or (p / "config.json").exists():
+            out.append((run_folder_section(p), p))
+        else:
+            subs = [s for s in sorted(p.iterdir()) if (s / "section.json").exists()]
+            if not subs:
+                raise MnistlabError(f"{p} holds neither a study nor a run folder")
+            order = {n: STAGES.info(n)["order"] for n in ordered_stages()}
+            subs.sort(key=lambda s: order.get(s.name, 99))
+            out += [(fileio.read_json(s / "section.json"), s) for s in subs]
+    return out
