@@ -1,0 +1,46 @@
+"""`mnistlab serve`: the local draw-a-digit page and JSON API (FastAPI + uvicorn), on 127.0.0.1 by default."""
+from __future__ import annotations
+
+import argparse
+
+from mnistlab.errors import MnistlabError
+
+
+def register(sub) -> None:
+    p = sub.add_parser("serve", help="web page + JSON API: draw a digit, see what the networks think",
+                       description="Serve trained runs on a local web page and a JSON API (OpenAPI at /docs).")
+    p.add_argument("--run", action="append", required=True, metavar="DIR",
+                   help="classifier run folder (repeat for several; the first answers at the top level)")
+    p.add_argument("--detector", metavar="DIR", help="digit/non-digit detector run folder (adds p_digit)")
+    p.add_argument("--gan", metavar="DIR", help="GAN run folder (enables /api/gan/sample and the GAN panel)")
+    p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
+    p.add_argument("--port", type=int, default=8000)
+    p.add_argument("--threads", type=int, default=1,
+                   help="torch threads for inference (default 1: one 28×28 image does not gain from more)")
+    p.set_defaults(func=serve)
+
+
+def serve(args: argparse.Namespace) -> int:
+    try:
+        import uvicorn
+
+        from mnistlab.serve.app import create_app
+    except ImportError as e:
+        raise MnistlabError(f"serve needs the `serve` extra ({e.name} is missing): pip install 'mnistlab[serve]'") \
+            from None
+    import torch
+
+    if not 0 < args.port < 65536:
+        raise MnistlabError(f"--port {args.port} is not a TCP port (1–65535)")
+    if args.threads > 0:
+        torch.set_num_threads(args.threads)
+    app = create_app(args.run, detector_dir=args.detector, gan_dir=args.gan)
+    if args.host not in ("127.0.0.1", "localhost", "::1"):
+        print(f"mnistlab: note: binding {args.host} exposes the server beyond this machine")
+    print(f"mnistlab: serving {', '.join(args.run)} on http://{args.host}:{args.port}/ (API docs at /docs)",
+          flush=True)
+    try:
+        uvicorn.run(app, host=args.host, port=args.port, log_level="warning", access_log=False)
+    except OSError as e:
+        raise MnistlabError(f"cannot bind {args.host}:{args.port}: {e.strerror or e}") from None
+    return 0
