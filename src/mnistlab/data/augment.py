@@ -91,3 +91,125 @@ def hflip(x: torch.Tensor, gen: torch.Generator, *, p: float = 0.5) -> torch.Ten
         return x
     flip = (torch.rand(len(x), generator=gen) < p).view(-1, 1, 1, 1)
     return torch.where(flip, x.flip(3), x)
+
+
+# ------------------------------------------------------------------------------------------------ stroke & shape
+# Added for the seed report's augmentations (rotation, translation, dilation / shrink, deformation).
+
+
+def stroke(x: torch.Tensor, gen: torch.Generator, *, radius: int = 0) -> torch.Tensor:
+    """Random stroke thickness: per image, dilate (r > 0) or erode (r < 0) by r pixels, r uniform in ±radius.
+
+    Grey-level morphology with a (2|r|+1)² square: dilation = max filter, erosion = min filter. radius 0–2 is sensible
+    on 28 × 28 digits (erosion by 2 can erase thin strokes).
+    """
+    if radius == 0:
+        return x
+    r = torch.randint(-radius, radius + 1, (len(x),), generator=gen)
+    out = x.clone()
+    for k in range(1, radius + 1):  # at most 2·radius passes over the batch, never one per image
+        for sign in (1, -1):
+            sel = r == sign * k
+            if sel.any():
+                xs = x[sel]
+                pooled = F.max_pool2d(xs if sign > 0 else -xs, 2 * k + 1, stride=1, padding=k)
+                out[sel] = pooled if sign > 0 else -pooled
+    return out
+
+
+def perspective(x: torch.Tensor, gen: torch.Generator, *, distortion: float = 0.0) -> torch.Tensor:
+    """Random perspective: each corner moves by up to ±distortion × half the image size (0–0.3 is sensible)."""
+    if distortion == 0:
+        return x
+    b = len(x)
+    dst = torch.tensor([[-1.0, -1.0], [1.0, -1.0], [1.0, 1.0], [-1.0, 1.0]]).expand(b, 4, 2)  # output corners
+    src = dst + (torch.rand(b, 4, 2, generator=gen) * 2 - 1) * distortion  # where they sample from
+    # homography H (8 unknowns) with H(dst) = src, solved for the whole batch at once
+    xd, yd, xs, ys = dst[..., 0], dst[..., 1], src[..., 0], src[..., 1]
+    zeros, ones = torch.zeros_like(xd), torch.ones_like(xd)
+    rows_x = torch.stack([xd, yd, ones, zeros, zeros, zeros, -xd * xs, -yd * xs], -1)  # (B, 4, 8)
+    rows_y = torch.stack([zeros, zeros, zeros, xd, yd, ones, -xd * ys, -yd * ys], -1)
+    a = torch.cat([rows_x, rows_y], 1)  # (B, 8, 8)
+    h = torch.linalg.solve(a, torch.cat([xs, ys], 1))  # (B, 8)
+    hh, ww = x.shape[-2:]
+    gy, gx = torch.meshgrid(torch.linspace(-1 + 1 / hh, 1 - 1 / hh, hh), torch.linspace(-1 + 1 / ww, 1 - 1 / ww, ww),
+                            indexing="ij")  # pixel centres, align_corners=False convention
+    gx, gy = gx.reshape(1, -1), gy.reshape(1, -1)
+    den = h[:, 6:7] * gx + h[:, 7:8] * gy + 1
+    sx = (h[:, 0:1] * gx + h[:, 1:2] * gy + h[:, 2:3]) / den
+    sy = (h[:, 3:4] * gx + h[:, 4:5] * gy + h[:, 5:6]) / den
+    grid = torch.stack([sx, sy], -1).view(b, hh, ww, 2)
+    return F.grid_sample(x, grid.to(x.dtype), mode="bilinear", padding_mode="zeros", align_corners=False)
+
+
+def digit_augment(x: torch.Tensor, gen: torch.Generator, *, strength: float = 1.0) -> torch.Tensor:
+    """The seed report's family for digits, at full strength: rotation ±15°, shift ±10 %, zoom ×0.85–1.1, shear ±10°,
+    stroke thickness ±1 px, elastic (alpha 1.5 px, sigma 4) or perspective (0.15), half each. 0 = identity.
+
+    Used both on the fly (one call per batch) and offline (`expand`)."""
+    if strength == 0:
+        return x
+    s = strength
+    x = random_affine(x, gen, degrees=15 * s, translate=0.1 * s, scale=(1 - 0.15 * s, 1 + 0.1 * s), shear=10 * s)
+    x = stroke(x, gen, radius=1 if s >= 0.5 else 0)
+    half = torch.rand(len(x), generator=gen) < 0.5
+    el, pe = elastic(x, gen, alpha=1.5 * s, sigma=4.0), perspective(x, gen, distortion=0.15 * s)
+    return torch.where(half.view(-1, 1, 1, 1), el, pe).clamp_(0, 1)
+
+
+def expand(x: torch.Tensor, gen: torch.Generator, *, copies: int, fn=digit_augment, **kw) -> torch.Tensor:
+    """Offline ×(copies + 1) expansion (the report used 10 copies): the originals, then `copies` augmented variants of
+    each, as one batch (B·(copies + 1), C, H, W); row i·B + j is a variant of image j."""
+    return torch.cat([x] + [fn(x, gen, **kw) for _ in range(copies)])
+
+
+# ---------------------------------------------------------------------------------------------- photometric / stroke
+# Per-image magnitudes are drawn inside each function; all keep (B, C, H, W), dtype and the [0, 1] range.
+
+
+def contrast(x: torch.Tensor, gen: torch.Generator, *, gain: tuple[float, float] = (1.0, 1.0),
+             gamma: tuple[float, float] = (1.0, 1.0)) -> torch.Tensor:
+    """Ink intensity: x ** gamma * gain, clipped (background 0 stays 0; gamma < 1 brightens faint strokes)."""
+    if gain == (1.0, 1.0) and gamma == (1.0, 1.0):
+        return x
+    b = len(x)
+    g = _uniform(gen, b, *gain).view(b, 1, 1, 1).to(x.dtype)
+    lg = torch.log(torch.tensor(gamma, dtype=torch.float32))  # gamma is log-uniform: symmetric around 1
+    gm = torch.exp(_uniform(gen, b, float(lg[0]), float(lg[1]))).view(b, 1, 1, 1).to(x.dtype)
+    return (x.clamp_min(0).pow(gm) * g).clamp(0, 1)
+
+
+def stroke(x: torch.Tensor, gen: torch.Generator, *, p: float = 0.0) -> torch.Tensor:
+    """Stroke thickness: with probability p an image is dilated (3×3 max) or eroded (3×3 min), half each."""
+    if p == 0:
+        return x
+    b = len(x)
+    u = torch.rand(b, generator=gen).view(b, 1, 1, 1)
+    thick = F.max_pool2d(x, 3, stride=1, padding=1)
+    thin = -F.max_pool2d(-x, 3, stride=1, padding=1)
+    return torch.where(u < p / 2, thick, torch.where(u < p, thin, x))
+
+
+def blur(x: torch.Tensor, gen: torch.Generator, *, sigma: tuple[float, float] = (0.0, 0.0)) -> torch.Tensor:
+    """Gaussian blur with a per-image sigma (pixels) drawn in `sigma`; one grouped separable convolution."""
+    if sigma[1] <= 0:
+        return x
+    b, c, h, w = x.shape
+    s = _uniform(gen, b, *sigma).clamp_min(1e-3)
+    r = max(1, int(math.ceil(2 * sigma[1])))
+    t = torch.arange(-r, r + 1, dtype=torch.float32)
+    k = torch.exp(-(t[None] ** 2) / (2 * s[:, None] ** 2))
+    k = (k / k.sum(1, keepdim=True)).repeat_interleave(c, 0).to(x.dtype)  # (B*C, 2r+1)
+    y = x.reshape(1, b * c, h, w)
+    y = F.conv2d(F.pad(y, (r, r, 0, 0)), k.view(b * c, 1, 1, -1), groups=b * c)
+    y = F.conv2d(F.pad(y, (0, 0, r, r)), k.view(b * c, 1, -1, 1), groups=b * c)
+    return y.view(b, c, h, w)
+
+
+def noise(x: torch.Tensor, gen: torch.Generator, *, std: float = 0.0) -> torch.Tensor:
+    """Additive Gaussian noise, per-image std drawn in [0, std], clipped to [0, 1]."""
+    if std == 0:
+        return x
+    b = len(x)
+    s = _uniform(gen, b, 0.0, std).view(b, 1, 1, 1)
+    return (x + torch.randn(x.shape, generator=gen) * s).clamp(0, 1).to(x.dtype)
