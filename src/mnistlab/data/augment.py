@@ -179,17 +179,6 @@ def contrast(x: torch.Tensor, gen: torch.Generator, *, gain: tuple[float, float]
     return (x.clamp_min(0).pow(gm) * g).clamp(0, 1)
 
 
-def stroke(x: torch.Tensor, gen: torch.Generator, *, p: float = 0.0) -> torch.Tensor:
-    """Stroke thickness: with probability p an image is dilated (3×3 max) or eroded (3×3 min), half each."""
-    if p == 0:
-        return x
-    b = len(x)
-    u = torch.rand(b, generator=gen).view(b, 1, 1, 1)
-    thick = F.max_pool2d(x, 3, stride=1, padding=1)
-    thin = -F.max_pool2d(-x, 3, stride=1, padding=1)
-    return torch.where(u < p / 2, thick, torch.where(u < p, thin, x))
-
-
 def blur(x: torch.Tensor, gen: torch.Generator, *, sigma: tuple[float, float] = (0.0, 0.0)) -> torch.Tensor:
     """Gaussian blur with a per-image sigma (pixels) drawn in `sigma`; one grouped separable convolution."""
     if sigma[1] <= 0:
