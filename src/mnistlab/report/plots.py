@@ -76,7 +76,8 @@ def prediction_view(image: np.ndarray, probs: np.ndarray, classes, *, true: int 
     """An input image beside the bar chart of its class probabilities, the winner-takes-all class highlighted."""
     fig, (ax_i, ax_p) = plt.subplots(1, 2, figsize=(6, 2.4), gridspec_kw={"width_ratios": [1, 2]})
     img = np.asarray(image)
-    img = img[0] if img.ndim == 3 and img.shape[0] == 1 else img
+    if img.ndim == 3:  # (C, H, W): grey → (H, W); colour → (H, W, C), as imshow wants
+        img = img[0] if img.shape[0] == 1 else img.transpose(1, 2, 0)
     ax_i.imshow(img, cmap="gray")
     ax_i.axis("off")
     ax_i.set_title(f"true: {classes[true]}" if true is not None else "input", fontsize=9)
