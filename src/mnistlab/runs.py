@@ -77,6 +77,8 @@ class Run:
     def __init__(self, out: str | os.PathLike, *, resume: bool = False, writer: bool = True):
         self.dir = Path(out)
         self.writer = writer
+        self.resume = resume
+        self.checkpoints: set[str] = {"checkpoint.safetensors"}  # resumable states to drop when the run finishes
         self.started = time.time()
         self.resumed_seconds = 0.0  # training time spent before a resume (set by the loop)
         if not writer:
@@ -111,8 +113,19 @@ class Run:
             if diff:
                 raise MnistlabError(f"{self.dir} was started with another config (differs in {', '.join(diff)}); "
                                     f"use another --out")
+        env = self.dir / "env.json"
+        if self.resume and env.exists():  # keep the original record; note who continued it
+            prev_env = fileio.read_json(env)
+            now = env_info()
+            prev_env.setdefault("resumed", []).append({k: now[k] for k in ("date", "git_sha", "git_dirty")})
+            fileio.write_json(env, prev_env)
+        else:
+            # a fresh start in an unfinished folder: drop what the interrupted attempt left
+            (self.dir / "metrics.jsonl").unlink(missing_ok=True)
+            for ck in self.dir.glob("checkpoint*.safetensors"):
+                ck.unlink()
+            fileio.write_json(env, env_info())
         fileio.write_json(old, conf)
-        fileio.write_json(self.dir / "env.json", env_info())
 
     # ---------------------------------------------------------------------------------------------- artefacts
     def save_json(self, name: str, obj: Any) -> None:
@@ -145,6 +158,19 @@ class Run:
             with open(self.dir / "metrics.jsonl", "a") as f:
                 f.write(json.dumps(record, default=fileio._jsonable) + "\n")
 
+    def read_log(self) -> list[dict[str, Any]]:
+        """The records of metrics.jsonl so far (a torn last line, from a kill mid-write, is dropped)."""
+        path = self.dir / "metrics.jsonl"
+        if not self.writer or not path.exists():
+            return []
+        out = []
+        for line in path.read_text().splitlines():
+            try:
+                out.append(json.loads(line))
+            except json.JSONDecodeError:
+                break
+        return out
+
     def rewrite_log(self, records: list[dict[str, Any]]) -> None:
         """After a resume: the log is exactly the history up to the checkpoint (no duplicated lines)."""
         if self.writer:
@@ -168,7 +194,8 @@ class Run:
         metrics = {**metrics, "wall_seconds": round(seconds, 2)}
         if self.writer:
             fileio.write_json(self.dir / "metrics.json", metrics)
-            (self.dir / "checkpoint.safetensors").unlink(missing_ok=True)
+            for name in self.checkpoints:
+                (self.dir / name).unlink(missing_ok=True)
         return metrics
 
 

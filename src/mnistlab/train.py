@@ -9,6 +9,7 @@ two optimisers), `after_step(step)` runs after each update (EMA).
 """
 from __future__ import annotations
 
+import atexit
 import contextlib
 import json
 import math
@@ -60,9 +61,14 @@ def prepare_module(module: torch.nn.Module, precision: str) -> torch.nn.Module:
     return module
 
 
+_THREADS = {"explicit": False}  # set by `setup_threads`: then `dist_init` leaves the thread count alone
+
+
 def setup_threads(threads: int) -> None:
+    """`threads` > 0: that many torch intra-op threads (kept under torchrun too); 0: torch's default."""
     if threads > 0:
         torch.set_num_threads(threads)
+        _THREADS["explicit"] = True
 
 
 # ------------------------------------------------------------------------------------------------ distributed
@@ -73,27 +79,56 @@ def dist_init() -> tuple[int, int]:
     world = int(os.environ.get("WORLD_SIZE", "1"))
     if world > 1 and not dist.is_initialized():
         dist.init_process_group("gloo")
-        # each process gets its share of the cores
-        torch.set_num_threads(max(1, (os.cpu_count() or 1) // int(os.environ.get("LOCAL_WORLD_SIZE", world))))
+        atexit.register(_dist_close)
+        if not _THREADS["explicit"]:  # each process gets its share of the cores
+            torch.set_num_threads(max(1, (os.cpu_count() or 1) // int(os.environ.get("LOCAL_WORLD_SIZE", world))))
     if dist.is_initialized():
         return dist.get_rank(), dist.get_world_size()
     return 0, 1
 
 
-def allreduce_grads(params: list[torch.nn.Parameter], world: int) -> None:
-    """Average gradients over processes: one flat all-reduce (what DDP does, without wrapping the module)."""
+def _dist_close() -> None:
+    if dist.is_initialized():
+        dist.destroy_process_group()
+
+
+def allreduce_grads(params: list[torch.nn.Parameter], world: int, *,
+                    extra: torch.Tensor | None = None) -> torch.Tensor | None:
+    """Average gradients over processes: one flat all-reduce (what DDP does, without wrapping the module).
+
+    `extra` (a float tensor, e.g. the loss) rides along in the same all-reduce; its average is returned, so every
+    process sees the same value (a NaN on one rank stops them all, instead of leaving the others waiting).
+    """
     if world == 1:
-        return
+        return extra
     grads = [p.grad for p in params if p.grad is not None]
-    if not grads:
-        return
-    flat = torch.cat([g.reshape(-1) for g in grads])
+    tail = [] if extra is None else [extra.detach().float().reshape(-1)]
+    if not grads and not tail:
+        return extra
+    flat = torch.cat([g.reshape(-1).float() for g in grads] + tail)
     dist.all_reduce(flat)
     flat /= world
     offset = 0
     for g in grads:
         g.copy_(flat[offset: offset + g.numel()].view_as(g))
         offset += g.numel()
+    return flat[offset:].view_as(extra) if extra is not None else None
+
+
+def broadcast_state(module: torch.nn.Module, world: int) -> None:
+    """Rank 0's parameters and buffers to every process (same start, whatever each process initialised)."""
+    if world > 1:
+        for t in module.state_dict().values():
+            dist.broadcast(t, 0)
+
+
+def average_buffers(module: torch.nn.Module, world: int) -> None:
+    """Batch-norm running statistics averaged over processes (each saw only its share of the global batch)."""
+    if world > 1:
+        for name, b in module.named_buffers():
+            if b.is_floating_point():
+                dist.all_reduce(b)
+                b /= world
 
 
 # ------------------------------------------------------------------------------------------------ batches
@@ -163,6 +198,17 @@ def save_checkpoint(path: Path, module: torch.nn.Module, optimizers: dict[str, t
                                                                    default=fileio._jsonable)})
 
 
+def checkpoint_meta(path: Path) -> dict:
+    """The JSON metadata of a checkpoint (step, history, …) without loading its tensors."""
+    from safetensors import SafetensorError, safe_open
+
+    try:
+        with safe_open(str(path), "pt") as f:
+            return json.loads(f.metadata()["meta"])
+    except (SafetensorError, OSError, KeyError, TypeError, json.JSONDecodeError) as e:
+        raise MnistlabError(f"{path}: unreadable checkpoint ({e}); delete it to start over") from None
+
+
 def load_checkpoint(path: Path, module: torch.nn.Module, optimizers: dict[str, torch.optim.Optimizer]) -> dict:
     from safetensors import SafetensorError, safe_open
 
@@ -172,17 +218,24 @@ def load_checkpoint(path: Path, module: torch.nn.Module, optimizers: dict[str, t
             tensors = {k: f.get_tensor(k) for k in f.keys()}
     except (SafetensorError, OSError, KeyError, json.JSONDecodeError) as e:
         raise MnistlabError(f"{path}: unreadable checkpoint ({e}); delete it to start over") from None
-    module.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model/")})
-    for name, opt in optimizers.items():
-        om = meta["optimizers"][name]
-        state: dict[int, dict[str, Any]] = {}
-        for k, v in tensors.items():
-            if k.startswith(f"opt/{name}/"):
-                _, _, pid, key = k.split("/", 3)
-                state.setdefault(int(pid), {})[key] = v
-        for pid, sc in om["scalars"].items():
-            state.setdefault(int(pid), {}).update(sc)
-        opt.load_state_dict({"state": state, "param_groups": om["param_groups"]})
+    try:
+        module.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model/")})
+        for name, opt in optimizers.items():
+            om = meta["optimizers"][name]
+            state: dict[int, dict[str, Any]] = {}
+            for k, v in tensors.items():
+                if k.startswith(f"opt/{name}/"):
+                    _, _, pid, key = k.split("/", 3)
+                    state.setdefault(int(pid), {})[key] = v
+            for pid, sc in om["scalars"].items():
+                state.setdefault(int(pid), {}).update(sc)
+            opt.load_state_dict({"state": state, "param_groups": om["param_groups"]})
+        for key in ("step", "history", "sums", "count", "train_seconds"):
+            if key not in meta:
+                raise KeyError(key)
+    except (RuntimeError, KeyError, ValueError, TypeError) as e:
+        msg = str(e).splitlines()[0] if str(e) else type(e).__name__
+        raise MnistlabError(f"{path}: checkpoint does not fit this run ({msg}); delete it to start over") from None
     return meta
 
 
@@ -210,33 +263,49 @@ def fit(module: torch.nn.Module, optimizers: dict[str, torch.optim.Optimizer] | 
             g.setdefault("base_lr", g["lr"])
     params = [p for opt in optimizers.values() for g in opt.param_groups for p in g["params"]]
 
+    run.checkpoints.add(ckpt_name)
+
     start, history, wall_before = 0, [], 0.0
     sums: dict[str, float] = {}  # running sums of the step logs since the last evaluation
     count = 0
+    log_base = len(run.read_log())  # lines an earlier stage of this run wrote before this `fit`
     if resume and ckpt_path.exists():
         meta = load_checkpoint(ckpt_path, module, optimizers)
         start, history, wall_before = meta["step"], meta["history"], meta["train_seconds"]
-        sums, count = meta["sums"], meta["count"]
-        run.rewrite_log(history)
+        sums, count, log_base = meta["sums"], meta["count"], meta.get("log_base", 0)
+        # the log is exactly what it was at the checkpoint: lines written after it (before a kill) are replayed
+        run.rewrite_log(run.read_log()[:log_base] + history)
         run.resumed_seconds += wall_before  # so metrics.json's wall_seconds counts the work before the kill
+    if world > 1:
+        dist.barrier()  # every process has decided where to start before rank 0 writes a checkpoint
+        broadcast_state(module, world)
     t0 = time.time()
 
     def checkpoint(step: int) -> None:
-        if run.writer:
-            save_checkpoint(ckpt_path, module, optimizers,
-                            {"step": step, "history": history, "sums": sums, "count": count,
-                             "train_seconds": wall_before + time.time() - t0})
+        if not run.writer:
+            return
+        if not all(bool(torch.isfinite(p).all()) for p in params):
+            kept = f"last good checkpoint kept in {ckpt_path}" if ckpt_path.exists() else "no checkpoint yet"
+            raise TrainingDiverged(f"parameters became NaN/inf by step {step}; {kept}")
+        save_checkpoint(ckpt_path, module, optimizers,
+                        {"step": step, "history": history, "sums": sums, "count": count, "log_base": log_base,
+                         "train_seconds": wall_before + time.time() - t0})
+
+    if start == 0:
+        checkpoint(0)  # records where this stage's log starts, so a kill before the first real checkpoint is safe
 
     def default_optimize(batch: Any, step: int) -> dict:
         with autocast(precision):
             out = loss_fn(batch, step)
         loss = out["loss"]
-        if not torch.isfinite(loss.detach()):
+        if world == 1 and not torch.isfinite(loss.detach()):
             return out
         for opt in optimizers.values():
             opt.zero_grad(set_to_none=True)
         loss.backward()
-        allreduce_grads(params, world)
+        mean_loss = allreduce_grads(params, world, extra=loss.detach())
+        if not torch.isfinite(mean_loss):  # some process diverged: nobody steps, everybody stops
+            return {**out, "loss": mean_loss}
         if grad_clip:
             torch.nn.utils.clip_grad_norm_(params, grad_clip)
         for opt in optimizers.values():
@@ -271,6 +340,7 @@ def fit(module: torch.nn.Module, optimizers: dict[str, torch.optim.Optimizer] | 
         bar.update(1)
         done = step + 1
         if done % eval_every == 0 or done == total_steps:
+            average_buffers(module, world)
             record: dict[str, Any] = {"step": done}
             if steps_per_epoch:
                 record["epoch"] = round(done / steps_per_epoch, 3)
@@ -285,8 +355,7 @@ def fit(module: torch.nn.Module, optimizers: dict[str, torch.optim.Optimizer] | 
             run.log(record)
             bar.set_postfix({k: f"{v:.4g}" for k, v in record.items() if k not in ("step", "epoch", "seconds")})
             sums, count = {}, 0
-            if done < total_steps:
-                checkpoint(done)
+            checkpoint(done)  # also at the end: a kill during the method's final outputs resumes without training
         elif ckpt_every and done % ckpt_every == 0:
             checkpoint(done)
     bar.close()

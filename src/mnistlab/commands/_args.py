@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 
 from mnistlab.config import BUDGETS, parse_sets
@@ -40,7 +41,8 @@ def run_training(args: argparse.Namespace, method: str, *, command: str, keys: t
 
     out, metrics = api.train(method, command=command, out=args.out, resume=args.resume, budget=args.budget,
                              config_file=args.config, overrides=overrides(args, keys))
-    print_metrics(out, metrics, as_json=args.json)
+    if int(os.environ.get("RANK", "0")) == 0:  # under torchrun, one process speaks
+        print_metrics(out, metrics, as_json=args.json)
     return 0
 
 
