@@ -1,0 +1,244 @@
+"""RotNet (Gidaris et al. 2018) on few labels: pretrain a CNN to predict 0/90/180/270° on all training images, then
+transfer to the labelled images — (a) convs frozen + new head (the seed report's protocol) or (b) full fine-tuning.
+
+The pretext model is trained once per config and cached as a normal run folder under
+`data_home()/pretext/<hash of its config>` (model.safetensors + model.json + metrics + curves), reused by every label
+draw and by other methods through `pretrained_pretext(model_name, budget=, dataset=)`.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from mnistlab import fileio
+from mnistlab.data import augment, load_dataset
+from mnistlab.data.sources import data_home
+from mnistlab.errors import MnistlabError
+from mnistlab.methods import METHODS
+from mnistlab.methods._common import cosine_lr
+from mnistlab.methods._fewlabel import (FewLabelConfig, build_model, load_split, preprocessing, resolve_recipe,
+                                        train_classifier)
+from mnistlab.models import MODELS, create_model, model_spec
+from mnistlab.report import plots
+from mnistlab.runs import Run, load_model
+from mnistlab.train import (Batcher, autocast, fit, prepare_module, resolve_precision, setup_threads,
+                            step_generator)
+
+# ------------------------------------------------------------------------------------------------ the pretext
+
+
+@dataclass
+class PretextConfig:
+    """Everything that changes the pretext model; its hash names the cache folder."""
+
+    dataset: str = "mnist"
+    model: str = "rotnet-cnn"
+    seed: int = 0
+    steps: int = 1200
+    batch_size: int = 64  # images per step; each comes in all four rotations, so the batch is 4 × this
+    lr: float = 3e-3  # AdamW, cosine-decayed
+    weight_decay: float = 5e-4
+    shift: int = 2  # random ±pixels shift of the images (before rotating), against memorising positions
+    precision: str = "auto"
+    train_subset: int = 0  # >0: first N training images only (smoke)
+    test_subset: int = 0  # >0: rotated test accuracy on the first N test images only (smoke)
+
+
+PRETEXT_BUDGETS: dict[str, dict[str, Any]] = {
+    "smoke": {"steps": 12, "batch_size": 16, "train_subset": 1024, "test_subset": 256},
+    "quick": {},  # quick and full share one pretext (and so one cache entry)
+    "full": {},
+}
+
+
+def pretext_root() -> Path:
+    return data_home() / "pretext"
+
+
+def pretext_key(cfg: PretextConfig) -> str:
+    blob = json.dumps({**asdict(cfg), "precision": resolve_precision(cfg.precision)}, sort_keys=True)
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def rotate4(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(B, C, H, W) → all four rotations of each image (4B, C, H, W) and labels k = 0..3 (k × 90° counter-clockwise).
+
+    Row k·B + i is image i turned by k × 90°, so the four rotations of an image are always in the same batch."""
+    xs = torch.cat([torch.rot90(x, k, (2, 3)) for k in range(4)])
+    return xs, torch.arange(4).repeat_interleave(len(x))
+
+
+@torch.no_grad()
+def rotation_accuracy(model: torch.nn.Module, x_uint8: np.ndarray, *, precision: str, chunk: int = 1000) -> float:
+    """Accuracy at telling 0/90/180/270° on all four rotations of every image."""
+    model.eval()
+    correct = total = 0
+    for i in range(0, len(x_uint8), chunk):
+        x, y = rotate4(torch.from_numpy(np.ascontiguousarray(x_uint8[i: i + chunk])).float() / 255)
+        if precision == "bf16":
+            x = x.contiguous(memory_format=torch.channels_last)
+        with autocast(precision):
+            correct += int((model(x).argmax(1) == y).sum())
+        total += len(y)
+    return correct / max(1, total)
+
+
+def train_pretext(cfg: PretextConfig, out: Path, *, resume: bool = False) -> dict:
+    """Train the rotation model into the run folder `out`; returns its metrics."""
+    if not MODELS.info(cfg.model).get("pretext"):
+        valid = [n for n in MODELS.names() if MODELS.info(n).get("pretext")]
+        raise MnistlabError(f"model {cfg.model!r} has no features/head split for RotNet; valid: {', '.join(valid)}")
+    precision = resolve_precision(cfg.precision)
+    ds = load_dataset(cfg.dataset)
+    tx, vx = ds.train_x, ds.test_x
+    if cfg.train_subset:
+        tx = tx[: cfg.train_subset]
+    if cfg.test_subset:
+        vx = vx[: cfg.test_subset]
+    run = Run(out, resume=resume)
+    run.start({**asdict(cfg), "key": pretext_key(cfg)}, command="pretext", method="rotnet-pretext")
+    torch.manual_seed(cfg.seed)
+    model = prepare_module(create_model(cfg.model, in_shape=ds.shape, num_classes=4), precision)
+    spec = model_spec(cfg.model, in_shape=ds.shape, num_classes=4, preprocess={})
+    x_all = torch.from_numpy(np.ascontiguousarray(tx))  # (N, C, H, W) uint8
+    batcher = Batcher(len(x_all), cfg.batch_size, seed=cfg.seed)
+    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    watch = vx[:1000]  # rotated-test curve: shown, never used to choose anything (the last step is kept)
+
+    def batch_at(step: int):
+        x = x_all[batcher(step)].float() / 255
+        x = augment.random_shift(x, step_generator(cfg.seed, step), pixels=cfg.shift)
+        x, y = rotate4(x)
+        if precision == "bf16":
+            x = x.contiguous(memory_format=torch.channels_last)
+        return x, y
+
+    def loss_fn(batch, step):
+        x, y = batch
+        logits = model(x)
+        return {"loss": F.cross_entropy(logits.float(), y), "acc": (logits.argmax(1) == y).float().mean()}
+
+    history = fit(model, opt, run=run, total_steps=cfg.steps, batch_at=batch_at, loss_fn=loss_fn,
+                  evaluate=lambda step: {"test_rot_accuracy": rotation_accuracy(model, watch, precision=precision)},
+                  eval_every=max(1, cfg.steps // 10), steps_per_epoch=batcher.steps_per_epoch,
+                  lr_at=cosine_lr(cfg.steps, warmup=min(50, cfg.steps // 10)), precision=precision, seed=cfg.seed,
+                  ckpt_every=200, resume=resume, desc=f"rotnet pretext {cfg.model}")
+    run.save_model(model, spec)
+    run.save_figure("learning_curves.png", plots.learning_curves(history))
+    acc = rotation_accuracy(model, vx, precision=precision)
+    return run.finish({"pretext_test_accuracy": acc, "pretext_test_images": int(len(vx)) * 4,
+                       "pretext_train_images": int(len(tx)), "steps": cfg.steps,
+                       "epochs": round(cfg.steps * cfg.batch_size / len(tx), 3), "precision": precision,
+                       "model": cfg.model})
+
+
+def pretext_config(model_name: str, *, budget: str = "full", dataset: str = "mnist", **overrides: Any) -> PretextConfig:
+    if budget not in PRETEXT_BUDGETS:
+        raise MnistlabError(f"unknown budget {budget!r}; valid: {', '.join(PRETEXT_BUDGETS)}")
+    return PretextConfig(**{"dataset": dataset, "model": model_name, **PRETEXT_BUDGETS[budget], **overrides})
+
+
+def pretrained_pretext(model_name: str = "rotnet-cnn", *, budget: str = "full", dataset: str = "mnist",
+                       threads: int = 0, **overrides: Any) -> tuple[torch.nn.Module, dict]:
+    """The rotation-pretrained model (4-way head) for `model_name`, trained on first use and cached.
+
+    Returns (model in eval mode, info) with info = {dir, key, cached, pretext_test_accuracy, wall_seconds, config}.
+    `model.features` is the transferable conv trunk ((B, C, H, W) → (B, D)); `transfer_weights` copies it (and the
+    hidden head layers) into a classifier of the same name. `overrides` are PretextConfig fields (steps, lr, seed…).
+    """
+    setup_threads(threads)
+    cfg = pretext_config(model_name, budget=budget, dataset=dataset, **overrides)
+    key = pretext_key(cfg)
+    final = pretext_root() / key
+    cached = (final / "metrics.json").exists()
+    if not cached:
+        partial = final.with_name(key + ".partial")  # a killed pretext resumes from its checkpoint
+        train_pretext(cfg, partial, resume=partial.exists())
+        try:
+            os.replace(partial, final)
+        except OSError:  # another process finished the same pretext first: keep its folder
+            shutil.rmtree(partial, ignore_errors=True)
+    model, _ = load_model(final)
+    metrics = fileio.read_json(final / "metrics.json")
+    return model, {"dir": str(final), "key": key, "cached": cached, "config": asdict(cfg),
+                   "pretext_test_accuracy": metrics["pretext_test_accuracy"],
+                   "wall_seconds": metrics.get("wall_seconds")}
+
+
+def transfer_weights(pretext: torch.nn.Module, target: torch.nn.Module) -> list[str]:
+    """Copy every pretext weight whose name and shape match into `target` (the convs and the hidden head layers;
+    the 4-way output layer never fits a 10-way one). Returns the names copied."""
+    src, dst = pretext.state_dict(), target.state_dict()
+    last = [k for k in dst if k.startswith("head.")][-1].rsplit(".", 1)[0]  # the output layer: always new
+    copied = [k for k, v in src.items() if k in dst and dst[k].shape == v.shape and not k.startswith(last + ".")]
+    target.load_state_dict({**dst, **{k: src[k] for k in copied}})
+    return copied
+
+
+# ------------------------------------------------------------------------------------------------ transfer
+
+
+@dataclass
+class RotNetConfig(FewLabelConfig):
+    model: str = "rotnet-cnn"  # seed-rotnet: the report's network; rotnet-cnn: ours (batch norm)
+    transfer: str = "finetune"  # finetune: every weight trains | frozen: convs fixed, head trained (the report's)
+    pretext_budget: str = ""  # "" = smoke for a smoke run, else full (quick and full share one cached pretext)
+    steps: int = 400
+    batch_size: int = 64
+    lr: float = 2e-3
+    weight_decay: float = 5e-4
+    label_smoothing: float = 0.1
+
+
+BUDGETS = {
+    "smoke": {"model": "rotnet-cnn-small", "steps": 6, "batch_size": 32, "test_subset": 500, "epochs": 1,
+              "eval_points": 2, "expand": 2},
+    "quick": {},
+    "full": {},
+}
+
+
+@METHODS.register("rotnet", config=RotNetConfig, budgets=BUDGETS, task="fewlabel")
+def run(cfg: RotNetConfig, run: Run, *, resume: bool = False) -> dict:
+    cfg = resolve_recipe(cfg)
+    if cfg.transfer not in ("finetune", "frozen"):
+        raise MnistlabError(f"unknown transfer {cfg.transfer!r}; valid: finetune, frozen")
+    d = load_split(cfg, run)
+    pbudget = cfg.pretext_budget or ("smoke" if cfg.budget == "smoke" else "full")
+    pretext, info = pretrained_pretext(cfg.model, budget=pbudget, dataset=cfg.dataset,
+                                       precision=cfg.precision, seed=0)
+    pre = preprocessing(cfg)
+    if pre:
+        raise MnistlabError("rotnet transfers a pretext trained on grey images; use binarize=-1 with it")
+    model, spec = build_model(cfg, d, pre)
+    copied = transfer_weights(pretext, model)
+    params = list(model.parameters())
+    train_mode = None
+    if cfg.transfer == "frozen":
+        for p in model.features.parameters():
+            p.requires_grad_(False)
+        params = list(model.head.parameters())
+
+        def train_mode(m):  # frozen convs: their batch-norm statistics stay the pretext's
+            m.features.eval()
+
+    # the pretext's record, beside the few-label one
+    pdir = Path(info["dir"])
+    for name, target in (("learning_curves.png", "pretext_learning_curves.png"),
+                         ("metrics.json", "pretext_metrics.json"), ("metrics.jsonl", "pretext_metrics.jsonl")):
+        if (pdir / name).exists() and run.writer:
+            fileio.write_bytes(run.path(target), (pdir / name).read_bytes())
+    run.save_json("pretext.json", {k: v for k, v in info.items()} | {"copied_weights": copied})
+    metrics = train_classifier(cfg, run, d, model=model, spec=spec, pre=pre, resume=resume, params=params,
+                               train_mode=train_mode, desc=f"rotnet {cfg.transfer} {cfg.model}")
+    return {**metrics, "transfer": cfg.transfer, "pretext_test_accuracy": info["pretext_test_accuracy"],
+            "pretext_key": info["key"], "pretext_cached": info["cached"], "pretext_seconds": info["wall_seconds"]}
