@@ -100,3 +100,23 @@ def bar_chart(values, labels, *, title: str = "", ylabel: str = ""):
     ax.grid(axis="y", alpha=0.3)
     fig.tight_layout()
     return fig
+
+
+def score_histograms(groups: dict, *, threshold: float | None = None, xlabel: str = "score", bins: int = 60):
+    """Overlaid histograms of 1-D scores, one per named group (log counts), with the decision threshold marked."""
+    fig, ax = plt.subplots(figsize=(7, 3.4))
+    vals = [np.asarray(v, np.float64) for v in groups.values() if len(v)]
+    lo, hi = (min(v.min() for v in vals), max(v.max() for v in vals)) if vals else (0.0, 1.0)
+    edges = np.linspace(lo, hi if hi > lo else lo + 1, bins + 1)
+    for name, v in groups.items():
+        if len(v):
+            ax.hist(np.asarray(v, np.float64), bins=edges, histtype="step", linewidth=1.4, label=f"{name} ({len(v)})")
+    if threshold is not None:
+        ax.axvline(threshold, color="black", linestyle="--", linewidth=1, label="threshold")
+    ax.set_yscale("log")
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel("count")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    return fig

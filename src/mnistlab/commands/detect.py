@@ -1,0 +1,89 @@
+"""`mnistlab detect train|predict`: the digit / no-digit detector (method `detector`) and its use on image files."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from mnistlab.commands._args import add_train_flags, run_training
+from mnistlab.errors import MnistlabError
+
+
+def load_images(path: str, *, invert: bool = False) -> np.ndarray:
+    """Image file(s) → uint8 (N, 1, 28, 28): the shared loader of `mnistlab predict` when it exists."""
+    try:
+        from mnistlab.data.images import load_images as shared
+    except ImportError:
+        return _load_images_fallback(path, invert=invert)
+    return shared(path, invert=invert)
+
+
+def _load_images_fallback(path: str, *, invert: bool = False) -> np.ndarray:
+    """.npy of uint8 (N, 28, 28) / (N, 1, 28, 28), or one picture (PNG, JPEG…) converted to grey 28×28."""
+    p = Path(path)
+    if not p.exists():
+        raise MnistlabError(f"image file {p} not found")
+    if p.suffix.lower() == ".npy":
+        try:
+            x = np.load(p, allow_pickle=False)
+        except (ValueError, OSError) as e:
+            raise MnistlabError(f"{p}: not a readable .npy array ({e})") from None
+        if x.ndim == 3:
+            x = x[:, None]
+        if x.ndim != 4 or x.shape[1:] != (1, 28, 28) or x.dtype != np.uint8:
+            raise MnistlabError(f"{p}: expected uint8 images (N, 28, 28) or (N, 1, 28, 28), got {x.dtype} {x.shape}")
+    else:
+        from PIL import Image, UnidentifiedImageError
+
+        try:
+            with Image.open(p) as im:
+                x = np.asarray(im.convert("L").resize((28, 28), Image.Resampling.BILINEAR), np.uint8)[None, None]
+        except (UnidentifiedImageError, OSError) as e:
+            raise MnistlabError(f"{p}: not a readable image ({e})") from None
+    return 255 - x if invert else x
+
+
+def predict(run_dir: str, x: np.ndarray, *, threshold: float | None = None) -> list[dict]:
+    """p(digit) per image with a detector run; `is_digit` uses the threshold chosen on validation (or `threshold`)."""
+    from mnistlab import infer
+    from mnistlab.runs import load_model
+
+    d = Path(run_dir)
+    if not (d / "model.json").exists():
+        raise MnistlabError(f"{d} is not a finished detector run (no model.json)")
+    model, spec = load_model(d)
+    if spec.get("task") != "detector" or spec.get("num_classes") != 2:
+        raise MnistlabError(f"{d} is not a detector run (model.json task {spec.get('task')!r})")
+    thr = float(spec["threshold"]) if threshold is None else threshold
+    lg = infer.logits(model, x, spec=spec.get("preprocess"))
+    margin = lg[:, 1].astype(np.float64) - lg[:, 0]
+    p = 1 / (1 + np.exp(-margin))
+    return [{"index": i, "p_digit": round(float(pi), 6), "is_digit": bool(pi >= thr)} for i, pi in enumerate(p)]
+
+
+def _predict(args) -> int:
+    if args.threshold is not None and not 0 < args.threshold < 1:
+        raise MnistlabError("--threshold must be a probability in (0, 1)")
+    x = load_images(args.images, invert=args.invert)
+    rows = predict(args.run, x, threshold=args.threshold)
+    print(json.dumps({"run": str(args.run), "images": str(args.images), "predictions": rows}))
+    return 0
+
+
+def register(sub) -> None:
+    p = sub.add_parser("detect", help="is there a digit? train / apply the digit detector")
+    dsub = p.add_subparsers(dest="detect_command", metavar="{train,predict}", required=True)
+    t = dsub.add_parser("train", help="train the digit / no-digit detector against generated images")
+    add_train_flags(t)
+    t.add_argument("--model", help="backbone model name (default cnn-small)")
+    t.add_argument("--families", help="comma-separated generator families (default: all; `mnistlab negatives list`)")
+    t.add_argument("--no-lofo", dest="lofo", action="store_false", default=None,
+                   help="skip the leave-one-family-out detectors")
+    t.set_defaults(func=lambda a: run_training(a, "detector", command="detect", keys=("model", "families", "lofo")))
+    q = dsub.add_parser("predict", help="p(digit) of each image (JSON)")
+    q.add_argument("--run", required=True, help="a detector run folder")
+    q.add_argument("--images", required=True, help=".npy of uint8 (N, 28, 28) or an image file")
+    q.add_argument("--invert", action="store_true", help="dark ink on light paper → MNIST polarity")
+    q.add_argument("--threshold", type=float, help="p(digit) threshold (default: the run's, chosen on validation)")
+    q.set_defaults(func=_predict)

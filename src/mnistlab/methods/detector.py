@@ -1,0 +1,297 @@
+"""Digit detector (the brief's Part 3): a binary CNN, class 1 = "a digit", trained on MNIST digits against generated
+non-digit images (`data/negatives.py`), and judged on images it never saw.
+
+Data (30k + 30k as the brief asks): `positives` MNIST training digits (split seed) against `negatives` images spread
+evenly over the generator families. Validation: other MNIST training digits + negatives from a validation seed; the
+decision threshold on the logit margin is chosen there, never on test. Test: the MNIST test digits + freshly generated
+negatives (a third seed; the broken-digit families are built from MNIST *test* digits). Out of distribution:
+Fashion-MNIST test images, never seen in training (AUROC, FPR at 95 % TPR). Leave-one-family-out: for each family F a
+detector trained without F (the same recipe for `lofo_epochs`) is tested on fresh images of F.
+
+Run folder, besides the usual: threshold.json, test_scores.npz, family_accuracy.json, lofo/<family>/ (one sub-run per
+left-out family), learning_curves.png, confusion.png, predictions.png (p(digit) of correct and wrong test images),
+scores.png (margin histograms), families.png (a grid of every family).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from mnistlab import infer
+from mnistlab.config import TrainConfig, to_dict
+from mnistlab.data import augment, load_dataset
+from mnistlab.data import negatives as neg
+from mnistlab.errors import MnistlabError
+from mnistlab.evaluate.metrics import confusion, nll
+from mnistlab.evaluate.ood import choose_threshold, ood_report
+from mnistlab.methods import METHODS
+from mnistlab.methods._common import cosine_lr
+from mnistlab.models import count_params, create_model, model_spec
+from mnistlab.report import plots
+from mnistlab.runs import Run
+from mnistlab.train import Batcher, dist_init, fit, prepare_module, resolve_precision, setup_threads, step_generator
+
+CLASSES = ("no digit", "digit")
+
+
+@dataclass
+class DetectorConfig(TrainConfig):
+    model: str = "cnn-small"
+    epochs: float = 3.0
+    batch_size: int = 128
+    lr: float = 3e-3  # AdamW, cosine-decayed
+    weight_decay: float = 5e-4
+    positives: int = 30000  # MNIST training digits (class 1)
+    negatives: int = 30000  # generated non-digits (class 0), spread evenly over `families`
+    families: list[str] = field(default_factory=list)  # generator families to train on; empty = all registered
+    val_size: int = 2000  # per class: held-out training digits + negatives from the validation seed
+    test_negatives: int = 10000  # freshly generated for the test set (the brief: 10k MNIST test + 10k generated)
+    split_seed: int = 0  # which training digits are positives / validation
+    data_seed: int = 1  # training negatives; validation uses data_seed + 1000, test data_seed + 2000
+    augment: bool = True  # random affine (±10°, ±10 %, ×0.9–1.1) on half of each batch, both classes alike
+    lofo: bool = True  # leave-one-family-out detectors
+    lofo_epochs: float = 1.0
+    ood_dataset: str = "fashion-mnist"  # never used in training
+
+
+BUDGETS = {
+    "smoke": {"positives": 512, "negatives": 512, "val_size": 150, "test_negatives": 300, "test_subset": 300,
+              "epochs": 1, "batch_size": 64, "lofo_epochs": 0.5, "families": ["uniform", "lines", "digit-tiles"]},
+    "quick": {},
+    "full": {"epochs": 4, "lofo_epochs": 1.5},
+}
+
+VAL_SEED, TEST_SEED = 1000, 2000
+
+
+def _families(cfg: DetectorConfig) -> list[str]:
+    fams = list(cfg.families) or neg.family_names()
+    for f in fams:
+        neg.FAMILIES.get(f)  # unknown name → one-line error listing the valid ones
+    if len(set(fams)) != len(fams):
+        raise MnistlabError(f"families listed twice in {fams}")
+    return fams
+
+
+def _split(cfg: DetectorConfig, n_train: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(positive, validation, spare) indices into the MNIST training set; spare digits feed the hard negatives."""
+    if cfg.positives + cfg.val_size > n_train:
+        raise MnistlabError(f"positives + val_size = {cfg.positives + cfg.val_size} > {n_train} training digits")
+    perm = np.random.default_rng(cfg.split_seed).permutation(n_train)
+    k = cfg.positives + cfg.val_size
+    return np.sort(perm[: cfg.positives]), np.sort(perm[cfg.positives: k]), np.sort(perm[k:])
+
+
+def _labelled(pos: np.ndarray, negs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    return np.concatenate([pos, negs]), np.r_[np.ones(len(pos)), np.zeros(len(negs))].astype(np.int64)
+
+
+def _margin(logits: np.ndarray) -> np.ndarray:
+    """logit(digit) − logit(no digit): p(digit) = sigmoid(margin), kept unsaturated for ROC and thresholds."""
+    return (logits[:, 1] - logits[:, 0]).astype(np.float64)
+
+
+def _p(margin: np.ndarray | float) -> np.ndarray:
+    return 1.0 / (1.0 + np.exp(-np.asarray(margin, np.float64)))
+
+
+def train_detector(cfg: DetectorConfig, run: Run, *, x: np.ndarray, y: np.ndarray, val_x: np.ndarray,
+                   val_y: np.ndarray, epochs: float, precision: str, world: int, rank: int, resume: bool,
+                   desc: str) -> tuple[torch.nn.Module, dict, list[dict]]:
+    """Train one binary detector on uint8 images x (N, 1, 28, 28), labels y; returns (model, spec, history)."""
+    in_shape = tuple(x.shape[1:])
+    model = prepare_module(create_model(cfg.model, in_shape=in_shape, num_classes=2), precision)
+    spec = model_spec(cfg.model, in_shape=in_shape, num_classes=2)
+    x_t, y_t = torch.from_numpy(np.ascontiguousarray(x)), torch.from_numpy(y)  # kept whole, uint8
+    batcher = Batcher(len(y), cfg.batch_size, seed=cfg.seed, rank=rank, world=world)
+    total = max(1, round(epochs * batcher.steps_per_epoch))
+    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+
+    def batch_at(step: int):
+        idx = batcher(step)
+        xb = x_t[idx].float() / 255  # (B, 1, 28, 28)
+        if cfg.augment:
+            gen = step_generator(cfg.seed, step)
+            warped = augment.random_affine(xb, gen, degrees=10, translate=0.1, scale=(0.9, 1.1))
+            xb = torch.where((torch.rand(len(xb), generator=gen) < 0.5).view(-1, 1, 1, 1), warped, xb)
+        if precision == "bf16":
+            xb = xb.contiguous(memory_format=torch.channels_last)
+        return xb, y_t[idx]
+
+    def loss_fn(batch, step):
+        xb, yb = batch
+        logits = model(xb).float()
+        return {"loss": F.cross_entropy(logits, yb), "acc": (logits.argmax(1) == yb).float().mean()}
+
+    def evaluate(step):
+        lg = infer.logits(model, val_x, precision=precision)
+        return {"val_accuracy": float((lg.argmax(1) == val_y).mean()), "val_loss": nll(lg, val_y)}
+
+    history = fit(model, opt, run=run, total_steps=total, batch_at=batch_at, loss_fn=loss_fn, evaluate=evaluate,
+                  eval_every=max(1, total // 8), steps_per_epoch=batcher.steps_per_epoch,
+                  lr_at=cosine_lr(total, warmup=min(100, total // 10)), precision=precision, seed=cfg.seed,
+                  ckpt_every=cfg.ckpt_every, resume=resume, world=world, desc=desc)
+    return model, spec, history
+
+
+@METHODS.register("detector", config=DetectorConfig, budgets=BUDGETS, task="detector")
+def run(cfg: DetectorConfig, run: Run, *, resume: bool = False) -> dict:
+    setup_threads(cfg.threads)
+    rank, world = dist_init()
+    precision = resolve_precision(cfg.precision)
+    fams = _families(cfg)
+    ds = load_dataset(cfg.dataset)
+    if ds.shape != (1, 28, 28):
+        raise MnistlabError(f"the detector needs 28×28 grey digits; {cfg.dataset} has images {ds.shape}")
+    pos_idx, val_idx, spare_idx = _split(cfg, len(ds.train_y))
+    run.save_splits(positives=pos_idx, val=val_idx)
+    spare = ds.train_x[spare_idx] if len(spare_idx) >= 3 else ds.train_x[pos_idx]
+    # negatives: training / validation / test seeds; broken digits from digits that are not positives / from test
+    tr_neg, tr_fam = neg.generate_mix(cfg.negatives, seed=cfg.data_seed, families=fams, digits=spare)
+    va_neg, va_fam = neg.generate_mix(cfg.val_size, seed=cfg.data_seed + VAL_SEED, families=fams,
+                                      digits=ds.train_x[val_idx])
+    test_pos = ds.test_x[: cfg.test_subset] if cfg.test_subset else ds.test_x
+    te_neg, te_fam = neg.generate_mix(cfg.test_negatives, seed=cfg.data_seed + TEST_SEED, families=fams,
+                                      digits=ds.test_x)
+    x, y = _labelled(ds.train_x[pos_idx], tr_neg)
+    val_x, val_y = _labelled(ds.train_x[val_idx], va_neg)
+    test_x, test_y = _labelled(test_pos, te_neg)
+
+    model, spec, history = train_detector(cfg, run, x=x, y=y, val_x=val_x, val_y=val_y, epochs=cfg.epochs,
+                                          precision=precision, world=world, rank=rank, resume=resume,
+                                          desc=f"detector {cfg.model}")
+    train_seconds = history[-1]["seconds"] if history else 0.0
+    # the decision threshold: chosen on validation margins only
+    val_m = _margin(infer.logits(model, val_x, precision=precision))
+    thr = choose_threshold(val_m, val_y)
+    val_acc = float(((val_m >= thr) == val_y.astype(bool)).mean())
+    threshold = {"margin": thr, "p_digit": float(_p(thr)), "chosen_on": "validation",
+                 "val_accuracy": val_acc, "val_size": int(len(val_y))}
+    run.save_json("threshold.json", threshold)
+    run.save_model(model, {**spec, "task": "detector", "classes": list(CLASSES), "threshold": float(_p(thr))})
+
+    # ---- test: 10k MNIST test + freshly generated negatives
+    test_m = _margin(infer.logits(model, test_x, precision=precision))
+    pred = (test_m >= thr).astype(np.int64)
+    cm = confusion(test_y, pred, 2)
+    fam_acc = {f: float((pred[len(test_pos):][te_fam == i] == 0).mean()) for i, f in enumerate(fams)
+               if (te_fam == i).any()}
+    metrics = {"accuracy": float((pred == test_y).mean()),
+               "accuracy_at_p50": float(((test_m >= 0) == test_y.astype(bool)).mean()),
+               "digit_recall": float(pred[test_y == 1].mean()),
+               "nondigit_recall": float(1 - pred[test_y == 0].mean()),
+               "test_size": int(len(test_y)), "threshold_p_digit": threshold["p_digit"],
+               "val_accuracy": val_acc, "family_accuracy": fam_acc}
+    run.save_json("family_accuracy.json", fam_acc)
+    run.save_json("confusion.json", {"classes": list(CLASSES), "matrix": cm.tolist()})
+    run.save_figure("confusion.png", plots.confusion_heatmap(cm, CLASSES, title="detector, test (counts)"))
+    if history:
+        run.save_figure("learning_curves.png", plots.learning_curves(history))
+    run.save_figure("predictions.png", prediction_grid(test_x, test_y, test_m, thr, fams, te_fam, len(test_pos)))
+
+    # ---- out of distribution: a dataset never seen in training
+    groups = {"MNIST test (digits)": test_m[test_y == 1], "generated (test seed)": test_m[test_y == 0]}
+    if cfg.ood_dataset:
+        ood = load_dataset(cfg.ood_dataset)
+        ood_x = ood.test_x[: cfg.test_subset] if cfg.test_subset else ood.test_x
+        ood_m = _margin(infer.logits(model, ood_x, precision=precision))
+        rep = ood_report(test_m[test_y == 1], ood_m, threshold=thr)
+        key = cfg.ood_dataset.replace("-mnist", "").replace("-", "_")
+        metrics.update({f"auroc_{key}": rep["auroc"], f"fpr95_{key}": rep["fpr95"],
+                        f"accepted_{key}": rep["accepted_out"]})
+        groups[f"{cfg.ood_dataset} test (never seen)"] = ood_m
+        run.save_array("ood_margins.npy", ood_m.astype(np.float32))
+    run.save_figure("scores.png", plots.score_histograms(groups, threshold=thr, xlabel="margin = logit(digit) − "
+                                                                                      "logit(no digit)"))
+    with_scores = {"margin": test_m.astype(np.float32), "label": test_y, "family": np.r_[
+        np.full(len(test_pos), -1), te_fam].astype(np.int64)}
+    if run.writer:
+        from mnistlab import fileio
+
+        with fileio.atomic_path(run.path("test_scores.npz")) as tmp, open(tmp, "wb") as f:
+            np.savez_compressed(f, **with_scores, families=np.array(fams))
+    run.save_figure("families.png", families_figure(fams, per_family=10, seed=cfg.data_seed + TEST_SEED,
+                                                    digits=ds.test_x))
+
+    # ---- leave-one-family-out: train without F, test on fresh images of F
+    if cfg.lofo and len(fams) > 1:
+        lofo = {}
+        for i, f in enumerate(fams):
+            lofo[f] = _lofo_fold(cfg, run, f, x=x, y=y, tr_fam=tr_fam, val_x=val_x, val_y=val_y, va_fam=va_fam,
+                                 test_neg=te_neg[te_fam == i], fam_index=i, precision=precision, world=world,
+                                 rank=rank, resume=resume)
+        metrics["lofo_accuracy"] = {f: r["accuracy"] for f, r in lofo.items()}
+        metrics["lofo_min_accuracy"] = min(metrics["lofo_accuracy"].values())
+        metrics["lofo_digit_recall_min"] = min(r["digit_recall"] for r in lofo.values())
+        run.save_json("lofo.json", lofo)
+        run.save_figure("lofo.png", plots.bar_chart([r["accuracy"] for r in lofo.values()], list(lofo),
+                                                    title="left-out family: accuracy (no digit)",
+                                                    ylabel="accuracy"))
+    return {**metrics, "train_seconds": train_seconds, "params": count_params(model), "precision": precision,
+            "families": fams, "train_images": int(len(y))}
+
+
+def _lofo_fold(cfg: DetectorConfig, run: Run, family: str, *, x, y, tr_fam, val_x, val_y, va_fam, test_neg,
+               fam_index: int, precision: str, world: int, rank: int, resume: bool) -> dict:
+    """One detector trained without `family` (its negatives dropped from train and validation), tested on fresh
+    images of `family` and on the MNIST test digits (so that rejecting everything cannot look good)."""
+    from mnistlab import fileio
+
+    sub = Run(run.dir / "lofo" / family, resume=True, writer=run.writer)
+    done = sub.path("result.json")
+    if done.exists():
+        return fileio.read_json(done)
+    sub.start({**to_dict(cfg), "left_out": family}, command="detect", method="detector-lofo")
+    n_pos = int(y.sum())  # positives come first in x
+    keep = np.r_[np.ones(n_pos, bool), tr_fam != fam_index]
+    vkeep = np.r_[np.ones(int(val_y.sum()), bool), va_fam != fam_index]
+    model, _, history = train_detector(cfg, sub, x=x[keep], y=y[keep], val_x=val_x[vkeep], val_y=val_y[vkeep],
+                                       epochs=cfg.lofo_epochs, precision=precision, world=world, rank=rank,
+                                       resume=resume, desc=f"lofo −{family}")
+    thr = choose_threshold(_margin(infer.logits(model, val_x[vkeep], precision=precision)), val_y[vkeep])
+    m_neg = _margin(infer.logits(model, test_neg, precision=precision))
+    ds = load_dataset(cfg.dataset)
+    test_pos = ds.test_x[: cfg.test_subset] if cfg.test_subset else ds.test_x
+    m_pos = _margin(infer.logits(model, test_pos, precision=precision))
+    result = {"accuracy": float((m_neg < thr).mean()), "n": int(len(m_neg)),
+              "digit_recall": float((m_pos >= thr).mean()), "threshold_p_digit": float(_p(thr)),
+              "train_seconds": history[-1]["seconds"] if history else 0.0}
+    sub.save_json("result.json", result)
+    sub.finish(result)
+    return result
+
+
+def prediction_grid(x: np.ndarray, y: np.ndarray, margin: np.ndarray, thr: float, fams: list[str],
+                    fam: np.ndarray, n_pos: int, *, per_side: int = 16):
+    """Test images with p(digit): correct digits, correct non-digits (one per family first), then the mistakes."""
+    pred = margin >= thr
+    ok = pred == y.astype(bool)
+    rng = np.random.default_rng(0)
+    right_pos = rng.permutation(np.flatnonzero(ok & (y == 1)))[:per_side]
+    right_neg = [n_pos + rng.choice(np.flatnonzero(fam == i)) for i in range(len(fams))
+                 if ok[n_pos:][fam == i].any() and (fam == i).any()]
+    right_neg = [j for j in right_neg if ok[j]]
+    more = np.setdiff1d(np.flatnonzero(ok & (y == 0)), right_neg)
+    right_neg = list(right_neg) + list(rng.permutation(more)[: max(0, per_side - len(right_neg))])
+    wrong = np.flatnonzero(~ok)
+    wrong = wrong[np.argsort(-np.abs(margin[wrong] - thr))][: 2 * per_side]  # most confident mistakes first
+    idx = np.r_[right_pos, right_neg, wrong].astype(int)
+    p = _p(margin[idx])
+
+    def title(j: int, pj: float) -> str:
+        kind = "digit" if y[j] == 1 else fams[fam[j - n_pos]]
+        return f"{'WRONG ' if not ok[j] else ''}{kind}\np={pj:.3f}"
+
+    return plots.image_grid(x[idx], [title(j, pj) for j, pj in zip(idx, p)], cols=16, size=1.0)
+
+
+def families_figure(fams: list[str], *, per_family: int, seed: int, digits: np.ndarray | None = None):
+    """One row per generator family, `per_family` images each, titled with the family name."""
+    rows, titles = [], []
+    for f in fams:
+        rows.append(neg.generate(f, per_family, seed=seed, digits=digits))
+        titles += [f] + [""] * (per_family - 1)
+    return plots.image_grid(np.concatenate(rows), titles, cols=per_family, size=0.9)
