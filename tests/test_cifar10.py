@@ -205,3 +205,16 @@ def test_cifar10_through_the_supervised_loop(serve_archive, cli, tmp_path):
     model, _ = load_model(out)
     with torch.no_grad():
         assert model(torch.rand(2, 3, 32, 32)).shape == (2, 10)
+
+
+def test_a_cache_of_the_wrong_shape_is_rebuilt(serve_archive):
+    from mnistlab.data.sources import write_cache
+
+    home = serve_archive(make_tarball(fixture_arrays()))
+    grey = np.zeros((5 * RECORDS, 1, 28, 28), np.uint8)
+    write_cache("cifar10", (grey, np.zeros(5 * RECORDS, np.int64), grey[:RECORDS], np.zeros(RECORDS, np.int64)))
+    ds = load_dataset("cifar10")
+    assert ds.shape == (3, 32, 32)
+    from mnistlab.data.sources import read_cache
+
+    assert read_cache("cifar10")[0].shape[1:] == (3, 32, 32) and (home / "cifar10.npz").is_file()

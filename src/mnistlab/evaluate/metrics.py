@@ -40,3 +40,18 @@ def most_confused(cm: np.ndarray, classes, k: int = 5) -> list[dict]:
     flat = np.argsort(off, axis=None)[::-1][:k]
     return [{"true": classes[i], "pred": classes[j], "count": int(off[i, j])}
             for i, j in zip(*np.unravel_index(flat, off.shape)) if off[i, j] > 0]
+
+
+def confused_pairs(cm: np.ndarray, classes, k: int = 5) -> list[dict]:
+    """The k class pairs most often mistaken for each other, in either direction (Shirt ↔ T-shirt/top).
+
+    Each entry: classes [a, b]; a_to_b = true a predicted b, b_to_a the reverse; count = their sum;
+    rate = count / (true a + true b), the share of the pair's images that went to the other class of the pair.
+    """
+    both = cm + cm.T
+    i, j = np.triu_indices(len(cm), 1)
+    order = np.argsort(-both[i, j], kind="stable")[:k]
+    support = cm.sum(axis=1)
+    return [{"classes": [classes[a], classes[b]], "count": int(both[a, b]), "a_to_b": int(cm[a, b]),
+             "b_to_a": int(cm[b, a]), "rate": round(float(both[a, b] / max(1, support[a] + support[b])), 4)}
+            for a, b in zip(i[order], j[order]) if both[a, b] > 0]

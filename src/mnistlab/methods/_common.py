@@ -9,7 +9,8 @@ import torch
 
 from mnistlab import infer
 from mnistlab.data import Dataset, load_dataset
-from mnistlab.evaluate.metrics import accuracy, confusion, most_confused, nll, per_class_report, softmax
+from mnistlab.evaluate.metrics import (accuracy, confusion, confused_pairs, most_confused, nll, per_class_report,
+                                      softmax)
 from mnistlab.report import plots
 from mnistlab.runs import Run
 from mnistlab.train import dist_init, resolve_precision, setup_threads
@@ -73,7 +74,8 @@ def classifier_outputs(run: Run, model, *, spec: dict, ds: Dataset, test_x, test
     run.save_array(f"{prefix}test_labels.npy", np.asarray(test_y, np.int64))
     run.save_json(f"{prefix}classification_report.json", report)
     run.save_json(f"{prefix}confusion.json", {"classes": list(ds.classes), "matrix": cm.tolist(),
-                                              "most_confused": most_confused(cm, ds.classes)})
+                                              "most_confused": most_confused(cm, ds.classes),
+                                              "confused_pairs": confused_pairs(cm, ds.classes)})
     if history:
         run.save_figure(f"{prefix}learning_curves.png", plots.learning_curves(history))
     run.save_figure(f"{prefix}confusion.png", plots.confusion_heatmap(cm, ds.classes))

@@ -93,12 +93,12 @@ def _download():
 def cifar10() -> Dataset:
     sizes = (len(TRAIN_BATCHES) * RECORDS_PER_BATCH, RECORDS_PER_BATCH)
     try:
-        arrays = load_from_sources("cifar10", [(f"download ({', '.join(mirrors(MIRRORS))})", _download)])
+        arrays = load_from_sources("cifar10", [(f"download ({', '.join(mirrors(MIRRORS))})", _download)],
+                                   check=lambda a: check_arrays("cifar10", a, SHAPE, sizes, len(CLASSES)))
     except MnistlabError as e:
         raise MnistlabError(f"{e}. CIFAR-10 needs the network once: put {ARCHIVE.name} (170 MB, "
                             f"sha256 {ARCHIVE.sha256[:12]}…) in a folder and set MNISTLAB_MIRROR=file:///that/folder/"
                             ) from None
-    check_arrays("cifar10", arrays, SHAPE, sizes, len(CLASSES))
     sample = arrays[0][:: max(1, len(arrays[0]) // 10000)].astype(np.float32) / 255.0
     return Dataset("cifar10", *arrays, classes=CLASSES, hflip_safe=True,  # a mirrored car is still a car
                    mean=float(sample.mean()), std=float(sample.std()))

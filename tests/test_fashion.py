@@ -1,0 +1,108 @@
+"""Fashion-MNIST everywhere: every registered method runs on it with no code change (`--budget smoke`), classifier
+outputs carry the clothes' class names, and methods ask the dataset what is label-preserving instead of testing its
+name. Parametrised over the METHODS registry, so a method added later is covered without touching this file."""
+import ast
+import json
+import math
+import pkgutil
+from pathlib import Path
+
+import pytest
+
+import mnistlab.methods
+from mnistlab import api
+from mnistlab.data import DATASETS, load_dataset
+from mnistlab.data.sets.fashion_mnist import CLASSES as FASHION
+from mnistlab.methods import METHODS
+
+# the most any case trains/evaluates on; a method's own smoke budget wins when it is already smaller
+TINY = {"train_subset": 1000, "test_subset": 300}
+CLASSIFIER_TASKS = ("supervised", "fewlabel")
+
+
+def fashion_overrides(method: str) -> dict:
+    info = METHODS.info(method)
+    smoke = info.get("budgets", {}).get("smoke", {})
+    fields = info["config"].__dataclass_fields__
+    out = {"dataset": "fashion-mnist", "threads": 1}
+    for key, cap in TINY.items():
+        if key in fields and not 0 < int(smoke.get(key, 0)) <= cap:
+            out[key] = cap
+    return out
+
+
+def finite_or_none(v) -> bool:
+    return v is None or isinstance(v, (str, bool)) or not isinstance(v, (int, float)) or math.isfinite(v)
+
+
+@pytest.mark.parametrize("method", METHODS.names())
+def test_every_method_runs_on_fashion(method, tmp_path):
+    out, m = api.train(method, command=METHODS.info(method).get("task") or method, out=tmp_path / method,
+                       budget="smoke", overrides=fashion_overrides(method))
+    config = json.loads((out / "config.json").read_text())
+    assert config["dataset"] == "fashion-mnist" and m["dataset"] == "fashion-mnist"
+    bad = {k: v for k, v in m.items() if not finite_or_none(v)}
+    assert not bad, f"non-finite metrics: {bad}"
+    assert (out / "metrics.json").is_file() and (out / "env.json").is_file()
+    task = METHODS.info(method).get("task")
+    if task in CLASSIFIER_TASKS:
+        # per-class results under the clothes' names, a confusion matrix over them, the confused pairs by name
+        assert 0.0 <= m["test_accuracy"] <= 1.0
+        report = json.loads((out / "classification_report.json").read_text())
+        assert all(name in report for name in FASHION), sorted(report)
+        conf = json.loads((out / "confusion.json").read_text())
+        assert conf["classes"] == list(FASHION) and len(conf["matrix"]) == 10
+        assert sum(map(sum, conf["matrix"])) == (config.get("test_subset") or 10000)  # every test image counted
+        assert all(p["true"] in FASHION and p["pred"] in FASHION and p["true"] != p["pred"]
+                   for p in conf["most_confused"])
+        assert all(set(p["classes"]) <= set(FASHION) for p in conf["confused_pairs"])
+    elif task == "gan":
+        assert list(out.glob("*.png")), "a GAN run shows its samples"
+
+
+def test_datasets_declare_what_is_label_preserving():
+    assert load_dataset("fashion-mnist").hflip_safe is True  # a mirrored shirt is a shirt
+    assert load_dataset("mnist").hflip_safe is False  # a mirrored 3 is not a 3
+    assert load_dataset("fashion-mnist").classes == FASHION and FASHION[0] == "T-shirt/top"
+
+
+def _dataset_literals(node: ast.AST, names: set[str]) -> list[str]:
+    return [n.value for n in ast.walk(node) if isinstance(n, ast.Constant) and isinstance(n.value, str)
+            and (n.value in names or any(w in n.value.lower() for w in ("mnist", "cifar")))]
+
+
+def test_methods_do_not_branch_on_dataset_names():
+    """`if cfg.dataset == "fashion-mnist"` in a method is what `Dataset.hflip_safe` & co. are there to avoid.
+
+    Looks at comparisons, `match` cases and dict look-ups keyed by a dataset-name literal, in every method module
+    (the `_` helpers too). A config default such as `dataset: str = "mnist"` is fine.
+    """
+    names = set(DATASETS.names())
+    found = []
+    for mod in pkgutil.iter_modules(mnistlab.methods.__path__):
+        path = Path(mnistlab.methods.__path__[0]) / f"{mod.name}.py"
+        if not path.is_file():
+            continue
+        tree = ast.parse(path.read_text(), filename=str(path))
+        for node in ast.walk(tree):
+            suspects = []
+            if isinstance(node, ast.Compare):
+                suspects = _dataset_literals(node, names)
+            elif isinstance(node, ast.match_case):
+                suspects = _dataset_literals(node.pattern, names)
+            elif isinstance(node, ast.Dict) and node.keys:
+                suspects = [k.value for k in node.keys if isinstance(k, ast.Constant) and k.value in names]
+            if suspects:
+                found.append(f"{path.name}:{node.lineno}: {suspects}")
+    assert not found, "methods branch on dataset names: " + "; ".join(found)
+
+
+def test_confused_pairs_count_both_directions():
+    import numpy as np
+
+    from mnistlab.evaluate.metrics import confused_pairs
+
+    cm = np.array([[8, 1, 1], [0, 10, 0], [3, 0, 7]])  # a→c 1, c→a 3: the pair a–c leads with 4
+    pairs = confused_pairs(cm, ["a", "b", "c"])
+    assert pairs[0] == {"classes": ["a", "c"], "count": 4, "a_to_b": 1, "b_to_a": 3, "rate": 0.2}
+    assert pairs[1]["classes"] == ["a", "b"] and pairs[1]["count"] == 1 and len(pairs) == 2
