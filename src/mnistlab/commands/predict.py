@@ -1,0 +1,36 @@
+"""`mnistlab predict --run DIR --images FILE|FOLDER [--json] [--invert] [--detector DIR]`: classify user images."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+
+def _run(args) -> int:
+    from mnistlab.data.images import image_files, load_images
+    from mnistlab.predict import predict
+
+    x = load_images(args.images, invert=args.invert)  # (N, 1, 28, 28) uint8, MNIST polarity
+    path = Path(args.images)
+    files = None if path.suffix.lower() == ".npy" and path.is_file() else [str(f) for f in image_files(path)]
+    records = predict(args.run, x, detector=args.detector, files=files)
+    for r in records:
+        if args.json:
+            print(json.dumps(r))
+            continue
+        where = r.get("file", f"#{r['index']}")
+        line = f"{where}\t{r['label']}\tp={r['probs'][r['pred']]:.3f}"
+        if "p_digit" in r:
+            line += f"\t{'digit' if r['is_digit'] else 'not a digit'} (p={r['p_digit']:.3f})"
+        print(line)
+    return 0
+
+
+def register(sub) -> None:
+    p = sub.add_parser("predict", help="apply a trained classifier run to .npy arrays or PNG/JPEG images")
+    p.add_argument("--run", required=True, help="a finished classifier run folder")
+    p.add_argument("--images", required=True,
+                   help=".npy (uint8 0–255 or float 0–1, N×28×28 or N×1×28×28), a PNG/JPEG file or a folder of them")
+    p.add_argument("--invert", action="store_true", help="dark ink on light paper (scans, photos)")
+    p.add_argument("--detector", help="a digit / non-digit detector run folder: adds p_digit and is_digit")
+    p.add_argument("--json", action="store_true", help="one JSON object per image")
+    p.set_defaults(func=_run)

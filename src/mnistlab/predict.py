@@ -1,0 +1,91 @@
+"""Apply a trained classifier run (and optionally a digit/non-digit detector run) to user images.
+
+`predict(run_dir, x)` takes uint8 (N, 1, 28, 28) images — from `data.images.load_images` — preprocesses them exactly as
+the run's `model.json` says, and returns one record per image: `pred`, `label`, `probs` (sums to 1), and with a detector
+`p_digit` / `is_digit`. Used by `mnistlab predict`; the web page can call it too.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from mnistlab import fileio, infer
+from mnistlab.errors import MnistlabError
+from mnistlab.runs import load_model
+
+
+def _softmax64(logits: np.ndarray) -> np.ndarray:
+    z = logits.astype(np.float64)
+    z = np.exp(z - z.max(axis=1, keepdims=True))
+    return z / z.sum(axis=1, keepdims=True)  # (N, K), rows sum to 1 in float64
+
+
+def expected_image_shape(spec: dict) -> tuple[int, ...]:
+    """The uint8 image shape a model's preprocessing takes: its `in_shape`, unless it computes features."""
+    if spec.get("preprocess", {}).get("features"):
+        return tuple(spec.get("image_shape", (1, 28, 28)))
+    return tuple(spec["in_shape"])
+
+
+def class_names(run_dir: Path, spec: dict) -> list[str]:
+    """From model.json (`classes`) or the run's dataset; plain indices if neither is at hand."""
+    k = int(spec["num_classes"])
+    if spec.get("classes") and len(spec["classes"]) == k:
+        return [str(c) for c in spec["classes"]]
+    cfg = run_dir / "config.json"
+    if cfg.exists():
+        name = fileio.read_json(cfg).get("dataset")
+        try:
+            from mnistlab.data import load_dataset
+
+            classes = list(load_dataset(name).classes) if name else []
+            if len(classes) == k:
+                return classes
+        except MnistlabError:
+            pass
+    return [str(i) for i in range(k)]
+
+
+def _classifier_probs(model, spec: dict, x: np.ndarray, *, what: str, run_dir: Path) -> np.ndarray:
+    want = expected_image_shape(spec)
+    if tuple(x.shape[1:]) != want:
+        raise MnistlabError(f"{run_dir}: this {what} takes images of shape {want}, got {tuple(x.shape[1:])}")
+    return _softmax64(infer.logits(model, x, spec=spec.get("preprocess"), precision="fp32"))
+
+
+def predict(run_dir: str | os.PathLike, x: np.ndarray, *, detector: str | os.PathLike | None = None,
+            files: list[str] | None = None) -> list[dict[str, Any]]:
+    """One dict per image of `x` (uint8 (N, C, H, W)): index, [file], pred, label, probs, [p_digit, is_digit]."""
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        raise MnistlabError(f"--run {run_dir}: no such run folder")
+    if x.dtype != np.uint8 or x.ndim != 4:
+        raise MnistlabError(f"expected uint8 images (N, C, H, W), got {x.dtype} {x.shape}")
+    model, spec = load_model(run_dir)
+    probs = _classifier_probs(model, spec, x, what="model", run_dir=run_dir)
+    names = class_names(run_dir, spec)
+    p_digit, threshold = None, 0.5
+    if detector is not None:
+        det_dir = Path(detector)
+        if not det_dir.is_dir():
+            raise MnistlabError(f"--detector {det_dir}: no such run folder")
+        det, det_spec = load_model(det_dir)
+        if int(det_spec["num_classes"]) != 2:
+            raise MnistlabError(f"--detector {det_dir}: expected a binary (non-digit / digit) model, "
+                                f"got {det_spec['num_classes']} classes")
+        threshold = float(det_spec.get("threshold", 0.5))  # a detector run may store its tuned threshold
+        p_digit = _classifier_probs(det, det_spec, x, what="detector", run_dir=det_dir)[:, 1]
+    out = []
+    for i, p in enumerate(probs):
+        rec: dict[str, Any] = {"index": i}
+        if files is not None:
+            rec["file"] = files[i]
+        k = int(p.argmax())
+        rec.update(pred=k, label=names[k], probs=[float(v) for v in p])
+        if p_digit is not None:
+            rec.update(p_digit=float(p_digit[i]), is_digit=bool(p_digit[i] >= threshold))
+        out.append(rec)
+    return out
