@@ -21,17 +21,13 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from mnistlab import __version__, infer
+from mnistlab.data.images import to_mnist_28  # MNIST's normalisation, shared with `mnistlab predict`
 from mnistlab.errors import MnistlabError
 from mnistlab.runs import load_model, load_run
-
-try:  # the shared MNIST-style preprocessing (`mnistlab predict` uses it too)
-    from mnistlab.data.images import to_mnist_28
-except ImportError:  # pragma: no cover - until mnistlab.data.images lands
-    from mnistlab.serve._mnist28 import to_mnist_28
 
 STATIC = Path(__file__).parent / "static"
 MAX_BYTES = 2 * 1024 * 1024  # request body limit
@@ -44,6 +40,7 @@ IMAGE_TYPES = ("image/png", "image/jpeg", "image/bmp", "image/gif", "image/webp"
 # ---------------------------------------------------------------------------------------------------- schemas
 class PixelsIn(BaseModel):
     """A 28×28 grey image, 0–255, ink bright on dark (like MNIST)."""
+    model_config = ConfigDict(extra="forbid")
     pixels: list[list[float]] = Field(min_length=28, max_length=28,
                                       json_schema_extra={"items": {"type": "array", "minItems": 28, "maxItems": 28,
                                                                    "items": {"type": "number", "minimum": 0,
@@ -389,7 +386,7 @@ def create_app(classifier_dir: str | Path | list, detector_dir: str | Path | Non
         return await run_in_threadpool(work)
 
     @app.get("/api/gan/sample", summary="new GAN samples (JSON of uint8 pixels, or a PNG grid)",
-             responses={**_errors(400, 404), 200: {"content": {"image/png": {}}}})
+             responses={**_errors(400, 404, 422), 200: {"content": {"image/png": {}}}})
     async def gan_sample(digit: Optional[int] = Query(None, ge=0, le=9, description="class (conditional GAN only)"),
                          n: int = Query(8, ge=1, le=MAX_GAN_N), seed: Optional[int] = Query(None, ge=0, le=2**31 - 1),
                          format: str = Query("json", pattern="^(json|png)$")):

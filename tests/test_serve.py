@@ -1,0 +1,298 @@
+"""The serve API through FastAPI's test client: answers agree with offline inference, every bad input gets a clear
+4xx and leaves the server unchanged, models are read-only and thread-safe, the OpenAPI schema documents it all."""
+import hashlib
+import io
+import json
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+import pytest
+import torch
+
+fastapi = pytest.importorskip("fastapi", reason="the `serve` extra is not installed")
+from fastapi.testclient import TestClient  # noqa: E402
+from PIL import Image  # noqa: E402
+
+from mnistlab import api, infer  # noqa: E402
+from mnistlab.data import load_dataset  # noqa: E402
+from mnistlab.errors import MnistlabError  # noqa: E402
+from mnistlab.models import create_model, model_spec  # noqa: E402
+from mnistlab.runs import Run  # noqa: E402
+from mnistlab.serve.app import MAX_BYTES, create_app  # noqa: E402
+
+
+def smoke_classifier(base):
+    """The tiny supervised run shared by the serve tests of one session (trained by whichever module needs it first)."""
+    out = base / "serve-clf"
+    if not (out / "metrics.json").exists():
+        api.train("supervised", command="supervised", budget="smoke", out=out,
+                  overrides={"train_subset": 256, "test_subset": 100})
+    return out
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    """The tiny trained classifier run and a hand-made (untrained) 2-class detector run folder."""
+    root = tmp_path_factory.mktemp("serve")
+    torch.manual_seed(0)
+    det = create_model("cnn-small", num_classes=2)
+    Run(root / "det").save_model(det, model_spec("cnn-small", in_shape=(1, 28, 28), num_classes=2))
+    return {"clf": smoke_classifier(tmp_path_factory.getbasetemp()), "det": root / "det", "root": root}
+
+
+@pytest.fixture(scope="module")
+def client(runs):
+    app = create_app(runs["clf"], detector_dir=runs["det"])
+    with TestClient(app) as c:
+        yield c
+
+
+@pytest.fixture(scope="module")
+def digits():
+    ds = load_dataset("mnist")
+    return ds.test_x[:4, 0]  # (4, 28, 28) uint8
+
+
+def png(a: np.ndarray, fmt: str = "PNG") -> bytes:
+    buf = io.BytesIO()
+    Image.fromarray(a).save(buf, format=fmt)
+    return buf.getvalue()
+
+
+def on_paper(x28: np.ndarray) -> np.ndarray:
+    """A 28×28 MNIST digit as a 10× larger photo-like image: dark ink on white paper, off-centre."""
+    big = 255 - np.kron(x28, np.ones((10, 10), np.uint8))  # (280, 280)
+    page = np.full((400, 360), 255, np.uint8)
+    page[20:300, 60:340] = big
+    return page
+
+
+def state_hash(app) -> str:
+    h = hashlib.sha256()
+    for c in app.state.engine.classifiers:
+        for k, v in sorted(c.model.state_dict().items()):
+            h.update(k.encode() + v.numpy().tobytes())
+    return h.hexdigest()
+
+
+# -------------------------------------------------------------------------------------------------- good input
+def test_health_and_models(client, runs):
+    h = client.get("/api/health").json()
+    assert h["status"] == "ok" and h["classifiers"] == 1 and h["detector"] is True and h["gan"] is False
+    m = client.get("/api/models").json()
+    (c,) = m["classifiers"]
+    assert c["dir"] == str(runs["clf"]) and c["classes"] == [str(i) for i in range(10)]
+    assert c["method"] == "supervised" and c["model"] == "cnn-small" and 0 <= c["metrics"]["test_accuracy"] <= 1
+    assert m["gan"] is None and m["limits"]["max_bytes"] == MAX_BYTES
+
+
+def test_predict_pixels_matches_offline_inference(client, digits):
+    app = client.app
+    clf = app.state.engine.classifiers[0]
+    det_model, det_spec, _ = app.state.engine.detector
+    for x in digits:
+        r = client.post("/api/predict", json={"pixels": x.tolist()})
+        assert r.status_code == 200, r.text
+        d = r.json()
+        lg = infer.logits(clf.model, x[None, None])[0]
+        p = torch.softmax(torch.from_numpy(lg).double(), 0).numpy()
+        assert len(d["probs"]) == 10 and abs(sum(d["probs"]) - 1) < 1e-6
+        np.testing.assert_allclose(d["probs"], p, atol=1e-5)
+        assert d["pred"] == int(p.argmax()) == int(np.argmax(d["probs"])) and d["label"] == str(d["pred"])
+        assert d["input"] == x.astype(int).tolist()  # pixels are used as they are
+        assert d["reject"] == {"max_prob": {"score": pytest.approx(p.max()), "threshold": None, "reject": None}}
+        assert d["rejected"] is None and d["classifiers"][0]["probs"] == d["probs"]
+        p_digit = torch.softmax(torch.from_numpy(infer.logits(det_model, x[None, None])).double(), 1)[0, 1]
+        assert d["p_digit"] == pytest.approx(float(p_digit), abs=1e-6)
+
+
+def shift_distance(a: np.ndarray, b: np.ndarray) -> float:
+    """Mean |a − b| over 28×28 pixels, minimised over whole-pixel shifts of ±1 (rounding of the centre of mass)."""
+    a, b = a.astype(int), b.astype(int)
+    return min(np.abs(np.roll(a, (dy, dx), (0, 1)) - b).mean() for dy in (-1, 0, 1) for dx in (-1, 0, 1))
+
+
+def test_images_are_preprocessed_like_mnist(client, digits):
+    """The same digit as a big dark-on-light PNG, JPEG or multipart upload comes back as (nearly) the MNIST image."""
+    for x in digits:
+        page = on_paper(x)
+        ref = client.post("/api/predict", json={"pixels": x.tolist()}).json()
+        for kw in ({"content": png(page), "headers": {"content-type": "image/png"}},
+                   {"content": png(page, "JPEG"), "headers": {"content-type": "image/jpeg"}},
+                   {"files": {"image": ("digit.png", png(page), "image/png")}}):
+            r = client.post("/api/predict", **kw)
+            assert r.status_code == 200, r.text
+            seen = np.array(r.json()["input"])
+            assert seen.shape == (28, 28) and seen.dtype.kind == "i" and 0 <= seen.min() and seen.max() <= 255
+            # inverted, cropped, rescaled and centred back: the MNIST image up to a pixel of centring and a little
+            # interpolation/JPEG noise (a wrong polarity or scale would be ~40+)
+            assert shift_distance(seen, x) < 8, shift_distance(seen, x)
+            ys, xs = np.nonzero(seen)
+            cy, cx = np.average(ys, weights=seen[ys, xs]), np.average(xs, weights=seen[ys, xs])
+            assert abs(cy - 13.75) < 1 and abs(cx - 13.75) < 1  # MNIST: 14.0 ± 0.3; to_mnist_28 aims at 13.5
+            assert ref["probs"] != r.json()["probs"] or np.array_equal(seen, x)  # it really saw the new input
+
+
+def test_preprocess_flag_centres_json_pixels(client, digits):
+    x = np.zeros((28, 28), np.uint8)
+    x[:8, :8] = digits[0][10:18, 10:18]  # ink stuck in a corner
+    x[2:6, 2:6] = 255
+    seen = np.array(client.post("/api/predict", json={"pixels": x.tolist(), "preprocess": True}).json()["input"])
+    cy, cx = np.argwhere(seen > 0).mean(0)
+    assert 11 < cy < 17 and 11 < cx < 17
+    rows, cols = np.flatnonzero(seen.any(1)), np.flatnonzero(seen.any(0))
+    assert max(rows[-1] - rows[0], cols[-1] - cols[0]) + 1 <= 21  # ink fitted in 20×20 (+1 for anti-aliasing)
+
+
+def test_concurrent_predictions_equal_sequential(client, digits):
+    engine = client.app.state.engine
+    xs = [digits[i % 4] for i in range(32)]
+    seq = [engine.predict(x)["probs"] for x in xs]
+    with ThreadPoolExecutor(8) as pool:
+        par = list(pool.map(lambda x: engine.predict(x)["probs"], xs))
+    assert par == seq
+
+
+def test_rejector_decisions_are_shown(client, digits):
+    """With a rejector in the run, each rule's score, threshold and decision comes through as plain JSON."""
+    class FakeRejector:
+        def decide(self, logits, features):
+            assert logits.shape == (1, 10) and features.ndim == 2 and features.shape[0] == 1
+            return {"ambiguity": {"score": np.array([0.7]), "threshold": 0.5, "reject": np.array([True])},
+                    "distance": {"score": np.array([3.0]), "threshold": np.float64(9.0), "reject": np.array([False])}}
+
+    clf = client.app.state.engine.classifiers[0]
+    clf.rejector = FakeRejector()
+    try:
+        d = client.post("/api/predict", json={"pixels": digits[0].tolist()}).json()
+    finally:
+        clf.rejector = None
+    assert d["reject"]["ambiguity"] == {"score": 0.7, "threshold": 0.5, "reject": True}
+    assert d["reject"]["distance"] == {"score": 3.0, "threshold": 9.0, "reject": False}
+    assert d["rejected"] is True and "max_prob" in d["reject"]
+
+
+def test_page_and_static_files(client):
+    r = client.get("/")
+    assert r.status_code == 200 and "text/html" in r.headers["content-type"] and 'id="pad"' in r.text
+    for name in ("app.js", "style.css"):
+        assert client.get(f"/static/{name}").status_code == 200
+    assert "http://" not in r.text and "https://" not in r.text  # offline: nothing fetched from elsewhere
+
+
+# --------------------------------------------------------------------------------------------------- bad input
+def huge_png() -> bytes:
+    return png(np.zeros((5000, 5000), np.uint8))  # ~25 kB on the wire, 25 Mpixel decoded
+
+
+BAD = {
+    "not an image": (b"hello, I am text", "image/png", 400, "not an image"),
+    "truncated png": (b"\x89PNG\r\n\x1a\n" + b"\0" * 40, "image/png", 400, "image"),
+    "empty body": (b"", "image/png", 400, "empty"),
+    "huge file": (b"\0" * (MAX_BYTES + 1), "image/png", 413, "limit"),
+    "huge decoded image": (None, "image/png", 413, "pixel limit"),
+    "blank image": (png(np.full((50, 50), 255, np.uint8)), "image/png", 400, "blank"),
+    "wrong content type": (b"x", "text/plain", 415, "unsupported content type"),
+    "no content type": (b"x", "", 415, "unsupported content type"),
+    "invalid json": (b"{pixels: ", "application/json", 400, "invalid JSON"),
+    "deeply nested json": (b"[" * 100_000, "application/json", 400, "invalid JSON"),
+    "json not an object": (b"[1, 2]", "application/json", 400, "pixels"),
+    "missing pixels": (b'{"image": 1}', "application/json", 400, "pixels"),
+    "unknown field": (json.dumps({"pixels": [[0] * 28] * 28, "x": 1}).encode(), "application/json", 400, "unknown"),
+    "wrong shape 27x28": (json.dumps({"pixels": [[0] * 28] * 27}).encode(), "application/json", 400, "28×28"),
+    "wrong shape ragged": (json.dumps({"pixels": [[0] * 28] * 27 + [[0] * 5]}).encode(), "application/json", 400,
+                           "28×28"),
+    "wrong shape 3d": (json.dumps({"pixels": [[[0]] * 28] * 28}).encode(), "application/json", 400, "numbers"),
+    "flat 784": (json.dumps({"pixels": [0] * 784}).encode(), "application/json", 400, "rows"),
+    "nan": (b'{"pixels": [' + b",".join([b"[" + b",".join([b"NaN"] * 28) + b"]"] * 28) + b"]}", "application/json",
+            400, "NaN"),
+    "infinity": (b'{"pixels": [[Infinity]]}', "application/json", 400, "not a number"),
+    "overflow 1e400": (json.dumps({"pixels": [[0] * 28] * 27 + [[0] * 27 + ["X"]]}).replace('"X"', "1e400").encode(),
+                       "application/json", 400, "finite"),
+    "out of range": (json.dumps({"pixels": [[0] * 28] * 27 + [[256] + [0] * 27]}).encode(), "application/json", 400,
+                     "0..255"),
+    "negative": (json.dumps({"pixels": [[-1] * 28] * 28}).encode(), "application/json", 400, "0..255"),
+    "strings": (json.dumps({"pixels": [["0"] * 28] * 28}).encode(), "application/json", 400, "numbers"),
+    "booleans": (json.dumps({"pixels": [[True] * 28] * 28}).encode(), "application/json", 400, "numbers"),
+    "preprocess not bool": (json.dumps({"pixels": [[0] * 28] * 28, "preprocess": "yes"}).encode(),
+                            "application/json", 400, "preprocess"),
+}
+
+
+@pytest.mark.parametrize("name", list(BAD))
+def test_bad_predict_input_is_a_clear_4xx(client, digits, name):
+    body, ctype, code, words = BAD[name]
+    body = huge_png() if body is None else body
+    before = state_hash(client.app)
+    headers = {"content-type": ctype} if ctype else {}
+    r = client.post("/api/predict", content=body, headers=headers)
+    assert r.status_code == code, (r.status_code, r.text)
+    assert r.headers["content-type"] == "application/json"
+    msg = r.json()["detail"]
+    assert isinstance(msg, str) and words in msg and "\n" not in msg and len(msg) < 400
+    assert state_hash(client.app) == before  # the models are read-only
+    assert client.get("/api/health").json()["status"] == "ok"
+
+
+def test_bad_multipart(client):
+    cases = [({"files": {"photo": ("a.png", png(np.eye(28, dtype=np.uint8) * 255), "image/png")}}, 400, "image"),
+             ({"files": {"image": ("a.txt", b"not an image", "text/plain")}}, 400, "not an image"),
+             ({"data": {"image": "just text"}, "files": {"x": ("x", b"x", "text/plain")}}, 400, "file field"),
+             ({"data": {"image": "form-encoded"}}, 415, "unsupported content type"),
+             ({"content": b"--xx\r\nbroken", "headers": {"content-type": "multipart/form-data; boundary=xx"}}, 400,
+              "image")]
+    for kw, code, words in cases:
+        r = client.post("/api/predict", **kw)
+        assert r.status_code == code and words in r.json()["detail"], r.text
+
+
+def test_answers_unchanged_after_bad_input(client, digits):
+    """A good request answers exactly the same before and after a barrage of bad ones."""
+    good = {"pixels": digits[1].tolist()}
+    first = client.post("/api/predict", json=good).json()
+    for body, ctype, _, _ in BAD.values():
+        client.post("/api/predict", content=body or b"", headers={"content-type": ctype})
+    assert client.post("/api/predict", json=good).json() == first
+
+
+@pytest.mark.parametrize("query, code, words", [
+    ("n=4", 404, "no GAN run loaded"),
+    ("n=1000000", 422, "n"),
+    ("n=0", 422, "n"),
+    ("n=abc", 422, "n"),
+    ("digit=11&n=2", 422, "digit"),
+    ("n=2&format=gif", 422, "format"),
+])
+def test_gan_sample_without_gan_or_bad_query(client, query, code, words):
+    r = client.get(f"/api/gan/sample?{query}")
+    assert r.status_code == code and words in r.json()["detail"], r.text
+
+
+def test_unknown_route_and_method(client):
+    assert client.get("/api/nope").status_code == 404 and "detail" in client.get("/api/nope").json()
+    assert client.get("/api/predict").status_code == 405
+
+
+# ------------------------------------------------------------------------------------------------ loading runs
+def test_create_app_refuses_unsuitable_runs(runs, tmp_path):
+    with pytest.raises(MnistlabError, match="does not exist"):
+        create_app(tmp_path / "missing")
+    with pytest.raises(MnistlabError, match="2-class"):
+        create_app(runs["clf"], detector_dir=runs["clf"])
+    with pytest.raises(MnistlabError, match="at least one"):
+        create_app([])
+
+
+def test_serve_cli_errors_are_one_line(cli, tmp_path):
+    code, _, err = cli("serve", "--run", tmp_path / "nope")
+    assert code == 2 and "does not exist" in err and len(err.strip().splitlines()) == 1
+    code, _, err = cli("serve", "--run", tmp_path, "--port", "70000")
+    assert code == 2 and "port" in err
+
+
+def test_openapi_documents_the_api(client):
+    s = client.get("/openapi.json").json()
+    assert {"/api/predict", "/api/gan/sample", "/api/health", "/api/models"} <= set(s["paths"])
+    body = s["paths"]["/api/predict"]["post"]["requestBody"]["content"]
+    assert {"application/json", "image/png", "image/jpeg", "multipart/form-data"} <= set(body)
+    assert {"200", "400", "413", "415"} <= set(s["paths"]["/api/predict"]["post"]["responses"])

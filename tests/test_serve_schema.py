@@ -1,0 +1,43 @@
+"""Schemathesis against the serve app's OpenAPI schema: generated requests, valid and invalid, never get a 5xx, and
+every answer has a documented status code, content type and body schema."""
+import pytest
+
+schemathesis = pytest.importorskip("schemathesis", reason="schemathesis is in the `test` extra")
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+
+from schemathesis.specs.openapi.checks import positive_data_acceptance  # noqa: E402
+
+from mnistlab import api  # noqa: E402
+from mnistlab.serve.app import create_app  # noqa: E402
+
+
+def smoke_classifier(base):
+    """The tiny supervised run shared by the serve tests of one session (trained by whichever module needs it first)."""
+    out = base / "serve-clf"
+    if not (out / "metrics.json").exists():
+        api.train("supervised", command="supervised", budget="smoke", out=out,
+                  overrides={"train_subset": 256, "test_subset": 100})
+    return out
+
+
+@pytest.fixture(scope="module")
+def api_schema(tmp_path_factory):
+    return schemathesis.openapi.from_asgi("/openapi.json", create_app(smoke_classifier(tmp_path_factory.getbasetemp())))
+
+
+@pytest.mark.parametrize("mode", list(schemathesis.GenerationMode), ids=str)
+def test_api_conforms_to_its_schema(api_schema, mode):
+    seen = set()
+
+    @given(case=api_schema.as_strategy(mode))
+    @settings(max_examples=60, deadline=None, database=None, derandomize=True,
+              suppress_health_check=list(HealthCheck))
+    def check(case):
+        seen.add((case.method, case.path))
+        # "binary" cannot say "a decodable image with some ink", so arbitrary bytes are schema-valid yet rightly get a
+        # 400; for image bodies we check everything except "schema-valid data must be accepted"
+        binary = case.media_type is not None and case.media_type != "application/json"
+        case.call_and_validate(excluded_checks=[positive_data_acceptance] if binary else None)
+
+    check()
+    assert ("POST", "/api/predict") in seen and ("GET", "/api/gan/sample") in seen
