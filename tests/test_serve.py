@@ -129,7 +129,7 @@ def test_images_are_preprocessed_like_mnist(client, digits):
             assert shift_distance(seen, x) < 8, shift_distance(seen, x)
             ys, xs = np.nonzero(seen)
             cy, cx = np.average(ys, weights=seen[ys, xs]), np.average(xs, weights=seen[ys, xs])
-            assert abs(cy - 13.75) < 1 and abs(cx - 13.75) < 1  # MNIST: 14.0 ± 0.3; to_mnist_28 aims at 13.5
+            assert abs(cy - 14) < 1 and abs(cx - 14) < 1  # MNIST: 14.0 ± 0.3
             assert ref["probs"] != r.json()["probs"] or np.array_equal(seen, x)  # it really saw the new input
 
 
