@@ -297,3 +297,24 @@ def test_real_datasets_report_every_source(data_home, monkeypatch):
     with pytest.raises(MnistlabError) as e:
         load_dataset("fashion-mnist")
     assert "/nonexistent/fashion" in str(e.value) and "MNISTLAB_OFFLINE" in str(e.value)
+
+
+def test_kmnist_registration_downloads_and_checks(data_home, monkeypatch):
+    """The real `kmnist` entry (download-only), with this test's checksums pinned in place of the official ones."""
+    from mnistlab.data import load_dataset
+    from mnistlab.data.sets import kmnist
+
+    monkeypatch.delenv("MNISTLAB_OFFLINE", raising=False)
+    blobs, arrs = _fixture_files(classes=10)
+    assert len(kmnist.IDX_SHA256) == 4 and all(len(h) == 64 for h in kmnist.IDX_SHA256)
+    monkeypatch.setattr(kmnist, "IDX_SHA256", tuple(f.sha256 for f in _remote(blobs)))
+    monkeypatch.setattr(kmnist, "SIZES", (6, 3))
+    monkeypatch.setenv("MNISTLAB_MIRROR", "http://127.0.0.1:9/")
+    with pytest.raises(MnistlabError) as e:
+        load_dataset("kmnist")
+    assert f"system dir ({data_home / 'kmnist'})" in str(e.value) and "127.0.0.1:9/train-images" in str(e.value)
+    with _Server(blobs) as srv:
+        monkeypatch.setenv("MNISTLAB_MIRROR", srv.url)
+        ds = load_dataset("kmnist")
+    assert ds.classes[:3] == ("o", "ki", "su") and not ds.hflip_safe
+    assert np.array_equal(ds.test_x[:, 0], arrs[2]) and np.array_equal(ds.train_y, arrs[1])
