@@ -83,9 +83,12 @@ function predictPad() {
 }
 
 // ----------------------------------------------------------------------------------------------- prediction
+let pending = 0;      // requests under way (body[data-pending], for tests and the status line)
+
 async function post(body, type) {
   const id = ++seq;
   inFlight = true;
+  document.body.dataset.pending = ++pending;
   try {
     const res = await fetch("/api/predict", {method: "POST", headers: {"Content-Type": type}, body});
     const data = await res.json();
@@ -98,6 +101,7 @@ async function post(body, type) {
     status(`request failed: ${err}`, true);
   } finally {
     inFlight = false;
+    document.body.dataset.pending = --pending;
   }
 }
 
@@ -257,6 +261,7 @@ async function start() {
     status(`cannot reach the server: ${err}`, true);
   }
   resetResult();
+  document.body.dataset.pending = pending;
   document.body.dataset.ready = "1";
 }
 
