@@ -10,40 +10,6 @@ from mnistlab.commands._args import add_train_flags, run_training
 from mnistlab.errors import MnistlabError
 
 
-def load_images(path: str, *, invert: bool = False) -> np.ndarray:
-    """Image file(s) → uint8 (N, 1, 28, 28): the shared loader of `mnistlab predict` when it exists."""
-    try:
-        from mnistlab.data.images import load_images as shared
-    except ImportError:
-        return _load_images_fallback(path, invert=invert)
-    return shared(path, invert=invert)
-
-
-def _load_images_fallback(path: str, *, invert: bool = False) -> np.ndarray:
-    """.npy of uint8 (N, 28, 28) / (N, 1, 28, 28), or one picture (PNG, JPEG…) converted to grey 28×28."""
-    p = Path(path)
-    if not p.exists():
-        raise MnistlabError(f"image file {p} not found")
-    if p.suffix.lower() == ".npy":
-        try:
-            x = np.load(p, allow_pickle=False)
-        except (ValueError, OSError) as e:
-            raise MnistlabError(f"{p}: not a readable .npy array ({e})") from None
-        if x.ndim == 3:
-            x = x[:, None]
-        if x.ndim != 4 or x.shape[1:] != (1, 28, 28) or x.dtype != np.uint8:
-            raise MnistlabError(f"{p}: expected uint8 images (N, 28, 28) or (N, 1, 28, 28), got {x.dtype} {x.shape}")
-    else:
-        from PIL import Image, UnidentifiedImageError
-
-        try:
-            with Image.open(p) as im:
-                x = np.asarray(im.convert("L").resize((28, 28), Image.Resampling.BILINEAR), np.uint8)[None, None]
-        except (UnidentifiedImageError, OSError) as e:
-            raise MnistlabError(f"{p}: not a readable image ({e})") from None
-    return 255 - x if invert else x
-
-
 def predict(run_dir: str, x: np.ndarray, *, threshold: float | None = None) -> list[dict]:
     """p(digit) per image with a detector run; `is_digit` uses the threshold chosen on validation (or `threshold`)."""
     from mnistlab import infer
@@ -65,8 +31,14 @@ def predict(run_dir: str, x: np.ndarray, *, threshold: float | None = None) -> l
 def _predict(args) -> int:
     if args.threshold is not None and not 0 < args.threshold < 1:
         raise MnistlabError("--threshold must be a probability in (0, 1)")
-    x = load_images(args.images, invert=args.invert)
+    from mnistlab.data.images import image_files, load_images  # the same input rules as `mnistlab predict`
+
+    x = load_images(args.images, invert=args.invert)  # (N, 1, 28, 28) uint8, MNIST polarity
     rows = predict(args.run, x, threshold=args.threshold)
+    path = Path(args.images)
+    if not (path.suffix.lower() == ".npy" and path.is_file()):
+        for r, f in zip(rows, image_files(path)):
+            r["file"] = str(f)
     print(json.dumps({"run": str(args.run), "images": str(args.images), "predictions": rows}))
     return 0
 
@@ -83,7 +55,7 @@ def register(sub) -> None:
     t.set_defaults(func=lambda a: run_training(a, "detector", command="detect", keys=("model", "families", "lofo")))
     q = dsub.add_parser("predict", help="p(digit) of each image (JSON)")
     q.add_argument("--run", required=True, help="a detector run folder")
-    q.add_argument("--images", required=True, help=".npy of uint8 (N, 28, 28) or an image file")
+    q.add_argument("--images", required=True, help=".npy of uint8 (N, 28, 28), an image file or a folder of images")
     q.add_argument("--invert", action="store_true", help="dark ink on light paper → MNIST polarity")
     q.add_argument("--threshold", type=float, help="p(digit) threshold (default: the run's, chosen on validation)")
     q.set_defaults(func=_predict)

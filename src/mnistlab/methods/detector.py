@@ -240,10 +240,10 @@ def _lofo_fold(cfg: DetectorConfig, run: Run, family: str, *, x, y, tr_fam, val_
     images of `family` and on the MNIST test digits (so that rejecting everything cannot look good)."""
     from mnistlab import fileio
 
-    sub = Run(run.dir / "lofo" / family, resume=True, writer=run.writer)
-    done = sub.path("result.json")
-    if done.exists():
-        return fileio.read_json(done)
+    d = run.dir / "lofo" / family
+    if (d / "result.json").exists() and (d / "metrics.json").exists():  # finished before an interruption
+        return fileio.read_json(d / "result.json")
+    sub = Run(d, resume=resume, writer=run.writer)
     sub.start({**to_dict(cfg), "left_out": family}, command="detect", method="detector-lofo")
     n_pos = int(y.sum())  # positives come first in x
     keep = np.r_[np.ones(n_pos, bool), tr_fam != fam_index]
