@@ -100,7 +100,8 @@ def test_predict_pixels_matches_offline_inference(client, digits):
         np.testing.assert_allclose(d["probs"], p, atol=1e-5)
         assert d["pred"] == int(p.argmax()) == int(np.argmax(d["probs"])) and d["label"] == str(d["pred"])
         assert d["input"] == x.astype(int).tolist()  # pixels are used as they are
-        assert d["reject"] == {"max_prob": {"score": pytest.approx(p.max()), "threshold": None, "reject": None}}
+        assert d["reject"] == {"chow": {"score": pytest.approx(p.max()), "threshold": None, "reject_below": None,
+                                        "reject": None}}  # no rejector in this run: the max-probability score only
         assert d["rejected"] is None and d["classifiers"][0]["probs"] == d["probs"]
         p_digit = torch.softmax(torch.from_numpy(infer.logits(det_model, x[None, None])).double(), 1)[0, 1]
         assert d["p_digit"] == pytest.approx(float(p_digit), abs=1e-6)
@@ -153,23 +154,33 @@ def test_concurrent_predictions_equal_sequential(client, digits):
     assert par == seq
 
 
-def test_rejector_decisions_are_shown(client, digits):
-    """With a rejector in the run, each rule's score, threshold and decision comes through as plain JSON."""
-    class FakeRejector:
-        def decide(self, logits, features):
-            assert logits.shape == (1, 10) and features.ndim == 2 and features.shape[0] == 1
-            return {"ambiguity": {"score": np.array([0.7]), "threshold": 0.5, "reject": np.array([True])},
-                    "distance": {"score": np.array([3.0]), "threshold": np.float64(9.0), "reject": np.array([False])}}
+def test_rejector_decisions_are_shown(runs, digits, tmp_path):
+    """A run with a fitted rejector (evaluate.rejection): every rule's score, threshold and decision, as the rejector
+    itself decides them."""
+    import shutil
 
-    clf = client.app.state.engine.classifiers[0]
-    clf.rejector = FakeRejector()
-    try:
-        d = client.post("/api/predict", json={"pixels": digits[0].tolist()}).json()
-    finally:
-        clf.rejector = None
-    assert d["reject"]["ambiguity"] == {"score": 0.7, "threshold": 0.5, "reject": True}
-    assert d["reject"]["distance"] == {"score": 3.0, "threshold": 9.0, "reject": False}
-    assert d["rejected"] is True and "max_prob" in d["reject"]
+    from mnistlab.evaluate.rejection import fit_rejector, load_rejector
+    from mnistlab.runs import load_run
+
+    run_dir = tmp_path / "clf-with-rejector"
+    shutil.copytree(runs["clf"], run_dir)
+    model = load_run(run_dir).model
+    ds = load_dataset("mnist")
+    x, y = ds.train_x[:300], ds.train_y[:300]
+    fit_rejector(infer.logits(model, x), infer.embeddings(model, x), y, num_classes=10).save(run_dir)
+    rejector = load_rejector(run_dir)
+    with TestClient(create_app(run_dir)) as c:
+        assert c.get("/api/models").json()["classifiers"][0]["rejector"] is True
+        for img in digits:
+            d = c.post("/api/predict", json={"pixels": img.tolist()}).json()
+            ref = rejector.decide(infer.logits(model, img[None, None]), infer.embeddings(model, img[None, None]))
+            assert set(d["reject"]) == {"chow", "margin", "distance"}
+            for rule, got in d["reject"].items():
+                assert got["score"] == pytest.approx(float(ref[rule]["score"][0]), rel=1e-5)
+                assert got["threshold"] == pytest.approx(ref[rule]["threshold"])
+                assert got["reject"] == bool(ref[rule]["reject"][0]) and got["reject_below"] == ref[rule]["reject_below"]
+            assert d["rejected"] == bool(ref["reject_any"][0])
+            assert d["reject"]["chow"]["score"] == pytest.approx(max(d["probs"]))
 
 
 def test_page_and_static_files(client):
@@ -271,6 +282,54 @@ def test_gan_sample_without_gan_or_bad_query(client, query, code, words):
 def test_unknown_route_and_method(client):
     assert client.get("/api/nope").status_code == 404 and "detail" in client.get("/api/nope").json()
     assert client.get("/api/predict").status_code == 405
+
+
+# ------------------------------------------------------------------------------------------------------ GAN
+@pytest.fixture(scope="module")
+def gan_client(runs):
+    """An app with a hand-made conditional generator run (the format `gan train` saves: generator.json/.safetensors)."""
+    from mnistlab.models.gan import build_generator, gan_spec
+
+    torch.manual_seed(0)
+    spec = gan_spec(num_classes=10)
+    Run(runs["root"] / "cgan").save_model(build_generator(spec).eval(), spec, name="generator")
+    with TestClient(create_app(runs["clf"], gan_dir=runs["root"] / "cgan")) as c:
+        yield c
+
+
+def test_gan_samples(gan_client, runs):
+    from mnistlab.models.gan import load_generator, sample
+
+    assert gan_client.get("/api/models").json()["gan"]["conditional"] is True
+    r = gan_client.get("/api/gan/sample?digit=3&n=5&seed=7")
+    assert r.status_code == 200, r.text
+    d = r.json()
+    imgs = np.array(d["images"])
+    assert imgs.shape == (5, 28, 28) and imgs.min() >= 0 and imgs.max() <= 255 and d["seed"] == 7 and d["digit"] == 3
+    G, _ = load_generator(runs["root"] / "cgan")
+    assert np.array_equal(imgs, sample(G, 5, seed=7, digit=3)[0][:, 0].numpy())  # what the GAN engineer's API gives
+    assert gan_client.get("/api/gan/sample?digit=3&n=5&seed=7").json()["images"] == d["images"]  # seeded
+    assert gan_client.get("/api/gan/sample?digit=4&n=5&seed=7").json()["images"] != d["images"]  # conditional
+    a, b = gan_client.get("/api/gan/sample?n=3").json(), gan_client.get("/api/gan/sample?n=3").json()
+    assert a["seed"] != b["seed"] and a["images"] != b["images"]  # no seed: new samples each time
+    png_r = gan_client.get("/api/gan/sample?digit=1&n=10&seed=1&format=png")
+    assert png_r.headers["content-type"] == "image/png" and png_r.headers["x-seed"] == "1"
+    assert Image.open(io.BytesIO(png_r.content)).size == (8 * 30 + 2, 2 * 30 + 2)  # 8 per row, 2 rows
+    r = gan_client.get(f"/api/gan/sample?n={10**9}")
+    assert r.status_code == 422 and "n" in r.json()["detail"]
+
+
+def test_unconditional_gan_refuses_a_digit(runs):
+    from mnistlab.models.gan import build_generator, gan_spec
+
+    spec = gan_spec(num_classes=0)
+    Run(runs["root"] / "gan").save_model(build_generator(spec).eval(), spec, name="generator")
+    with TestClient(create_app(runs["clf"], gan_dir=runs["root"] / "gan")) as c:
+        r = c.get("/api/gan/sample?digit=2&n=2")
+        assert r.status_code == 400 and "unconditional" in r.json()["detail"]
+        assert np.array(c.get("/api/gan/sample?n=2").json()["images"]).shape == (2, 28, 28)
+    with pytest.raises(MnistlabError, match="generator"):
+        create_app(runs["clf"], gan_dir=runs["clf"])  # a classifier run is not a GAN run
 
 
 # ------------------------------------------------------------------------------------------------ loading runs

@@ -22,7 +22,22 @@ def smoke_classifier(base):
 
 @pytest.fixture(scope="module")
 def api_schema(tmp_path_factory):
-    return schemathesis.openapi.from_asgi("/openapi.json", create_app(smoke_classifier(tmp_path_factory.getbasetemp())))
+    """The app with every optional part loaded: classifier, (untrained) detector and conditional GAN."""
+    import torch
+
+    from mnistlab.models import create_model, model_spec
+    from mnistlab.models.gan import build_generator, gan_spec
+    from mnistlab.runs import Run
+
+    root = tmp_path_factory.mktemp("schema")
+    torch.manual_seed(0)
+    Run(root / "det").save_model(create_model("cnn-small", num_classes=2),
+                                 model_spec("cnn-small", in_shape=(1, 28, 28), num_classes=2))
+    spec = gan_spec(num_classes=10)
+    Run(root / "cgan").save_model(build_generator(spec).eval(), spec, name="generator")
+    app = create_app(smoke_classifier(tmp_path_factory.getbasetemp()), detector_dir=root / "det",
+                     gan_dir=root / "cgan")
+    return schemathesis.openapi.from_asgi("/openapi.json", app)
 
 
 @pytest.mark.parametrize("mode", list(schemathesis.GenerationMode), ids=str)

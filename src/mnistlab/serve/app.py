@@ -49,8 +49,11 @@ class PixelsIn(BaseModel):
 
 
 class RuleDecision(BaseModel):
+    """One reject rule: chow = p1 (max probability), margin = p1 − p2 (ambiguity), distance = Mahalanobis distance
+    of the features to the nearest class mean. threshold/reject are null when the run has no fitted rejector."""
     score: float
-    threshold: Optional[float] = None  # None: this rule has no calibrated threshold (no rejector in the run)
+    threshold: Optional[float] = None
+    reject_below: Optional[bool] = Field(None, description="true: rejected when score < threshold; false: when >")
     reject: Optional[bool] = None
 
 
@@ -68,6 +71,13 @@ class Prediction(ClassifierOut):
     p_digit: Optional[float] = Field(None, description="detector's P(digit); null when no detector is loaded")
     input: list[list[int]] = Field(description="the 28×28 uint8 image the networks saw (after preprocessing)")
     classifiers: list[ClassifierOut]
+
+
+class GanSamples(BaseModel):
+    digit: Optional[int] = Field(description="the class asked for (null: unconditional, or all classes in turn)")
+    n: int
+    seed: int = Field(description="the same seed gives the same images")
+    images: list[list[list[int]]] = Field(description="n × 28 × 28 uint8 pixels, white ink on black")
 
 
 class Error(BaseModel):
@@ -95,10 +105,10 @@ class Classifier:
         lg = infer.logits(self.model, x, spec=pre)  # (1, K)
         probs = torch.softmax(torch.from_numpy(lg).double(), 1)[0].numpy()
         pred = int(probs.argmax())
-        reject = {"max_prob": {"score": float(probs[pred])}}
+        reject = {"chow": {"score": float(probs[pred])}}  # without a rejector: the max-probability score alone
         if self.rejector is not None:
             feats = infer.embeddings(self.model, x, spec=pre)  # (1, D)
-            reject.update(_decisions(self.rejector.decide(lg, feats)))
+            reject = _decisions(self.rejector.decide(lg, feats))
         return {"run": self.name, "pred": pred, "label": self.classes[pred] if pred < len(self.classes) else str(pred),
                 "probs": [float(p) for p in probs], "reject": reject}
 
@@ -114,6 +124,7 @@ def _decisions(raw: dict) -> dict:
             return np.asarray(v).reshape(-1)[0].item() if v is not None else None
 
         out[rule] = {"score": float(first(d["score"])), "threshold": first(d.get("threshold")),
+                     "reject_below": d.get("reject_below"),
                      "reject": None if d.get("reject") is None else bool(first(d["reject"]))}
     return out
 
@@ -154,11 +165,44 @@ def load_classifier(d: str | Path, name: str) -> Classifier:
 
 
 @dataclass
+class GanSampler:
+    """A GAN run's (EMA) generator, rebuilt by `models.gan.load_generator`; sampling is a function of the seed."""
+    G: torch.nn.Module
+    spec: dict
+    dir: Path
+
+    @classmethod
+    def load(cls, d: str | Path) -> "GanSampler":
+        from mnistlab.models.gan import load_generator
+
+        G, spec = load_generator(d)
+        if spec.get("channels", 1) != 1 or spec.get("image_size", 28) != 28:
+            raise MnistlabError(f"--gan {d}: the page shows 1×28×28 images, this generator makes "
+                                f"{spec.get('channels')}×{spec.get('image_size')}")
+        return cls(G, spec, Path(d))
+
+    @property
+    def conditional(self) -> bool:
+        return bool(self.spec.get("num_classes"))
+
+    def sample(self, *, n: int, digit: int | None, seed: int) -> np.ndarray:
+        """(n, 28, 28) uint8; a conditional GAN without `digit` cycles through the classes 0, 1, …"""
+        from mnistlab.models.gan import sample
+
+        imgs, _ = sample(self.G, n, seed=seed, digit=digit)  # (n, 1, 28, 28) uint8
+        return imgs[:, 0].numpy()
+
+    def describe(self) -> dict:
+        return {"dir": str(self.dir), "conditional": self.conditional, "num_classes": self.spec.get("num_classes", 0),
+                "nz": self.spec.get("nz")}
+
+
+@dataclass
 class Engine:
     """Everything loaded once; `predict` is the only entry that runs models, serialised by `lock`."""
     classifiers: list[Classifier]
     detector: tuple[torch.nn.Module, dict, Path] | None = None
-    gan: Any = None  # GanSampler
+    gan: GanSampler | None = None
     lock: threading.Lock = field(default_factory=threading.Lock)
     started: float = field(default_factory=time.time)
 
@@ -321,11 +365,7 @@ def create_app(classifier_dir: str | Path | list, detector_dir: str | Path | Non
                                 f"got {spec.get('num_classes')} classes")
         _check_28(spec, "--detector", Path(detector_dir))
         detector = (model, spec, Path(detector_dir))
-    gan = None
-    if gan_dir is not None:
-        from mnistlab.serve.gan import GanSampler
-
-        gan = GanSampler.load(gan_dir)
+    gan = GanSampler.load(gan_dir) if gan_dir is not None else None
     engine = Engine(classifiers, detector, gan)
 
     app = FastAPI(title="mnistlab", version=__version__,
@@ -386,7 +426,11 @@ def create_app(classifier_dir: str | Path | list, detector_dir: str | Path | Non
         return await run_in_threadpool(work)
 
     @app.get("/api/gan/sample", summary="new GAN samples (JSON of uint8 pixels, or a PNG grid)",
-             responses={**_errors(400, 404, 422), 200: {"content": {"image/png": {}}}})
+             response_model=GanSamples,
+             responses={**_errors(400, 404, 422),
+                        200: {"content": {"image/png": {"schema": {"type": "string", "format": "binary"}}},
+                              "description": "format=json: GanSamples; format=png: one grid image, up to 8 per row "
+                                             "(the seed is in the X-Seed header)"}})
     async def gan_sample(digit: Optional[int] = Query(None, ge=0, le=9, description="class (conditional GAN only)"),
                          n: int = Query(8, ge=1, le=MAX_GAN_N), seed: Optional[int] = Query(None, ge=0, le=2**31 - 1),
                          format: str = Query("json", pattern="^(json|png)$")):

@@ -150,7 +150,8 @@ function renderBars(box, probs, pred) {
   });
 }
 
-const RULE_NAMES = {max_prob: "max probability (Chow)", ambiguity: "ambiguity", distance: "distance"};
+const RULE_NAMES = {chow: "max probability p1 (Chow)", margin: "ambiguity: margin p1 − p2",
+                    distance: "distance to nearest class (Mahalanobis)"};
 
 function renderRules(r) {
   const body = $("#rules tbody");
@@ -159,7 +160,9 @@ function renderRules(r) {
     const tr = document.createElement("tr");
     tr.dataset.rule = name;
     const decision = d.reject === null || d.reject === undefined ? "–" : (d.reject ? "reject" : "accept");
-    for (const text of [RULE_NAMES[name] ?? name, fmt(d.score), fmt(d.threshold), decision]) {
+    const when = d.threshold === null || d.threshold === undefined ? "–"
+      : (d.reject_below ? "< " : "> ") + fmt(d.threshold);
+    for (const text of [RULE_NAMES[name] ?? name, fmt(d.score), when, decision]) {
       const td = document.createElement("td");
       td.textContent = text;
       tr.appendChild(td);
@@ -251,7 +254,7 @@ async function start() {
       $("#gan-off").hidden = true;
       $("#gan-on").hidden = false;
       const sel = $("#gan-digit");
-      sel.innerHTML = gan.conditional ? "" : '<option value="">any</option>';
+      sel.innerHTML = `<option value="">${gan.conditional ? "all, in turn" : "any"}</option>`;
       if (gan.conditional) {
         classes.forEach((name, k) => { sel.add(new Option(name, String(k))); });
       }
