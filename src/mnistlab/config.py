@@ -85,7 +85,25 @@ def merge(cls: type, *layers: dict[str, Any]) -> Any:
     cfg = cls(**values)
     if getattr(cfg, "budget", "quick") not in BUDGETS:
         raise MnistlabError(f"unknown budget {cfg.budget!r}; valid: {', '.join(BUDGETS)}")
+    check_ranges(cfg)
     return cfg
+
+
+POSITIVE = ("batch_size", "epochs")
+NON_NEGATIVE = ("lr", "weight_decay", "ckpt_every", "threads", "train_subset", "test_subset")
+PRECISIONS = ("auto", "bf16", "fp32")
+
+
+def check_ranges(cfg: Any) -> None:
+    """The shared fields' admissible values (a method checks its own in its file)."""
+    for name in POSITIVE:
+        if hasattr(cfg, name) and not getattr(cfg, name) > 0:
+            raise MnistlabError(f"{name} must be > 0, got {getattr(cfg, name)}")
+    for name in NON_NEGATIVE:
+        if hasattr(cfg, name) and not getattr(cfg, name) >= 0:
+            raise MnistlabError(f"{name} must be ≥ 0, got {getattr(cfg, name)}")
+    if hasattr(cfg, "precision") and cfg.precision not in PRECISIONS:
+        raise MnistlabError(f"unknown precision {cfg.precision!r}; valid: {', '.join(PRECISIONS)}")
 
 
 def parse_sets(items: list[str] | None) -> dict[str, str]:

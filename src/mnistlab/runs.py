@@ -67,8 +67,14 @@ def env_info() -> dict[str, Any]:
 
 
 def default_out(command: str, name: str) -> Path:
+    """runs/<command>-<name>-<time>, with a -2, -3… suffix when that folder already exists (two runs in a second)."""
     stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
-    return Path("runs") / f"{command}-{name}-{stamp}"
+    base = Path("runs") / f"{command}-{name}-{stamp}"
+    out, k = base, 1
+    while out.exists():
+        k += 1
+        out = base.with_name(f"{base.name}-{k}")
+    return out
 
 
 class Run:

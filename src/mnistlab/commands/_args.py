@@ -38,7 +38,10 @@ def overrides(args: argparse.Namespace, keys: tuple[str, ...] = ()) -> dict:
 
 def run_training(args: argparse.Namespace, method: str, *, command: str, keys: tuple[str, ...] = ()) -> int:
     from mnistlab import api
+    from mnistlab.errors import MnistlabError
 
+    if args.resume and not args.out:
+        raise MnistlabError("--resume needs --out DIR (the run folder to continue)")
     out, metrics = api.train(method, command=command, out=args.out, resume=args.resume, budget=args.budget,
                              config_file=args.config, overrides=overrides(args, keys))
     if int(os.environ.get("RANK", "0")) == 0:  # under torchrun, one process speaks

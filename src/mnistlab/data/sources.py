@@ -142,7 +142,7 @@ def download_files(bases: list[str], files: list[RemoteFile]) -> list[bytes]:
             except (SourceUnavailable, MnistlabError) as e:
                 errors.append(str(e))
         else:
-            raise SourceUnavailable("; ".join(errors))
+            raise SourceUnavailable("; ".join(dict.fromkeys(errors)))  # each distinct reason once
     return out
 
 
