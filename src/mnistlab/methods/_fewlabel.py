@@ -13,11 +13,13 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from mnistlab import infer
 from mnistlab.config import TrainConfig
 from mnistlab.data import augment
 from mnistlab.data.preprocess import FEATURES, _load_feature_sets, input_shape, preprocess
 from mnistlab.data.splits import labelled_split
 from mnistlab.errors import MnistlabError
+from mnistlab.evaluate.metrics import accuracy, confusion, most_confused, nll, per_class_report
 from mnistlab.methods._common import Setup, classifier_outputs, cosine_lr, eval_split, setup
 from mnistlab.models import count_params, create_model, model_spec
 from mnistlab.report import plots
@@ -39,6 +41,7 @@ class FewLabelConfig(TrainConfig):
     steps: int = 0  # optimiser steps; 0 = epochs × steps per epoch
     label_smoothing: float = 0.0
     eval_points: int = 20  # points on the learning curves (validation is 20 images: cheap)
+    figures: bool = True  # False: JSON/npy outputs only (benchmarks over many label draws save the PNG time)
 
 
 def resolve_recipe(cfg: FewLabelConfig) -> FewLabelConfig:
@@ -165,14 +168,31 @@ def train_classifier(cfg: FewLabelConfig, run: Run, d: FewLabelData, *, model: t
                   precision=s.precision, seed=cfg.seed, ckpt_every=cfg.ckpt_every, resume=resume, world=s.world,
                   desc=desc)
     run.save_model(model, spec)
-    save_data_figures(run, d, cfg, pre)
-    metrics = classifier_outputs(run, model, spec=pre, ds=s.ds, test_x=s.test_x, test_y=s.test_y, history=history,
-                                 precision=s.precision)
+    if cfg.figures:
+        save_data_figures(run, d, cfg, pre)
+        metrics = classifier_outputs(run, model, spec=pre, ds=s.ds, test_x=s.test_x, test_y=s.test_y,
+                                     history=history, precision=s.precision)
+    else:
+        metrics = lean_outputs(run, model, pre=pre, s=s, precision=s.precision)
     last = history[-1] if history else {}
     return {**metrics, "val_accuracy": last.get("val_accuracy"), "labels": cfg.labels, "split_seed": cfg.split_seed,
             "train_labels": int(len(d.y_lab)), "val_labels": int(len(d.y_val)), "augment": cfg.augment,
             "recipe": cfg.recipe, "model": cfg.model, "params": count_params(model),
             "trainable_params": int(sum(p.numel() for p in params)), "precision": s.precision, "steps": total}
+
+
+def lean_outputs(run: Run, model: torch.nn.Module, *, pre: dict, s: Setup, precision: str) -> dict:
+    """The JSON half of `classifier_outputs` (logits, report, confusion), without figures."""
+    lg = infer.logits(model, s.test_x, spec=pre, precision=precision)
+    preds = lg.argmax(1)
+    report = per_class_report(s.test_y, preds, s.ds.classes)
+    cm = confusion(s.test_y, preds, s.ds.num_classes)
+    run.save_array("test_logits.npy", lg.astype(np.float32))
+    run.save_json("classification_report.json", report)
+    run.save_json("confusion.json", {"classes": list(s.ds.classes), "matrix": cm.tolist(),
+                                     "most_confused": most_confused(cm, s.ds.classes)})
+    return {"test_accuracy": accuracy(lg, s.test_y), "test_loss": nll(lg, s.test_y),
+            "test_macro_f1": report["macro avg"]["f1-score"]}
 
 
 def build_model(cfg: FewLabelConfig, d: FewLabelData, pre: dict, **kwargs) -> tuple[torch.nn.Module, dict]:

@@ -12,9 +12,9 @@ from mnistlab.runs import Run
 
 @dataclass
 class CNNConfig(FewLabelConfig):
-    model: str = "cnn"
-    steps: int = 400  # ours: 400 AdamW steps of 64 (of 80 images: ≈ 320 epochs), cosine
-    batch_size: int = 64
+    model: str = "rotnet-cnn"  # the same network as rotnet's, from scratch; `cnn` (foundation) or seed-cnn also work
+    steps: int = 300  # AdamW steps of 32 of the 80 labelled images (120 epochs), cosine
+    batch_size: int = 32
     lr: float = 2e-3
     weight_decay: float = 5e-4
     label_smoothing: float = 0.1
@@ -22,7 +22,7 @@ class CNNConfig(FewLabelConfig):
 
 
 BUDGETS = {
-    "smoke": {"model": "cnn-small", "steps": 6, "batch_size": 32, "test_subset": 500, "epochs": 1, "eval_points": 2,
+    "smoke": {"model": "rotnet-cnn-small", "steps": 6, "batch_size": 32, "test_subset": 500, "epochs": 1, "eval_points": 2,
               "expand": 2},
     "quick": {},
     "full": {},
@@ -34,6 +34,6 @@ def run(cfg: CNNConfig, run: Run, *, resume: bool = False) -> dict:
     cfg = resolve_recipe(cfg)
     d = load_split(cfg, run)
     pre = preprocessing(cfg)
-    kwargs = {"dropout": cfg.dropout} if cfg.model in ("cnn", "cnn-small") else {}
+    kwargs = {"dropout": cfg.dropout} if cfg.model in ("cnn", "cnn-small", "rotnet-cnn", "rotnet-cnn-small") else {}
     model, spec = build_model(cfg, d, pre, **kwargs)
     return train_classifier(cfg, run, d, model=model, spec=spec, pre=pre, resume=resume, desc=f"fewlabel {cfg.model}")
