@@ -62,11 +62,19 @@ def run_cli(args: list[str], out: Path, log: list[dict], extra: dict) -> dict | 
     """`mnistlab <args> --out <out> --resume --json` → its metrics (None if it failed: the error is recorded)."""
     cmd = ["mnistlab", *args, "--out", str(out), "--resume", "--json"]
     shown = " ".join(shlex.quote(a) for a in cmd)
+    record = out / "benchmark_entry.json"  # this run's record, kept in its folder: a rerun reuses it as it was
+    if (out / "metrics.json").is_file() and record.is_file():
+        entry = json.loads(record.read_text())
+        print(f"$ {shown}\n  (finished before) test_accuracy {entry['metrics']['test_accuracy']:.4f}", flush=True)
+        log.append(entry)
+        return entry["metrics"]
     print(f"$ {shown}", flush=True)
-    t0 = time.time()
+    t0, load0 = time.time(), os.getloadavg()
     res = subprocess.run([sys.executable, "-m", "mnistlab", *cmd[1:]], cwd=ROOT, capture_output=True, text=True,
                          env={**os.environ, "MNISTLAB_QUIET": "1"})
-    entry = {"command": shown, **extra, "process_seconds": round(time.time() - t0, 1)}
+    entry = {"command": shown, **extra, "process_seconds": round(time.time() - t0, 1),
+             "load_avg_before": [round(x, 2) for x in load0],
+             "load_avg_after": [round(x, 2) for x in os.getloadavg()]}
     if res.returncode != 0:
         entry["error"] = (res.stderr.strip().splitlines() or ["?"])[-1]
         print(f"  failed: {entry['error']}", flush=True)
@@ -77,6 +85,7 @@ def run_cli(args: list[str], out: Path, log: list[dict], extra: dict) -> dict | 
                                                      "params", "precision", "val_accuracy")}
     print(f"  test_accuracy {metrics['test_accuracy']:.4f}  wall {metrics['wall_seconds']:.0f} s", flush=True)
     log.append(entry)
+    fileio.write_json(record, entry)
     return metrics
 
 
@@ -103,6 +112,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--split-seeds", type=int, nargs="+", default=[0, 1, 2], help="few-label draws (labelled sets)")
     p.add_argument("--labels", type=int, nargs="+", default=[100, 1000])
     p.add_argument("--methods", nargs="+", help="few-label methods (default: every registered one)")
+    p.add_argument("--augment", action="store_true", help="few-label runs with --augment (the method's own family)")
     p.add_argument("--threads", type=int, default=0, help="torch threads per run (0: one per core)")
     p.add_argument("--runs", default=str(ROOT / "runs" / "bench-fashion"), help="run folders (reused when finished)")
     p.add_argument("--smoke", action="store_true", help="--budget smoke everywhere; results go to fashion-smoke.*")
@@ -135,10 +145,14 @@ def main(argv: list[str] | None = None) -> int:
             for method in few:
                 for split in args.split_seeds:
                     before = len(log)
+                    aug = ["--augment"] if args.augment else []
+                    tag = "-aug" if args.augment else ""
                     run_cli(["fewlabel", *common, "--method", method, "--labels", str(labels), "--split-seed",
-                             str(split)], runs_dir / f"{method}-{labels}-d{split}", log,
-                            {"part": "fewlabel", "method": method, "labels": labels, "split_seed": split})
-                    groups.setdefault(f"{method}, {labels} labels", []).extend(log[before:])
+                             str(split), *aug], runs_dir / f"{method}{tag}-{labels}-d{split}", log,
+                            {"part": "fewlabel", "method": method, "labels": labels, "split_seed": split,
+                             "augment": args.augment})
+                    groups.setdefault(f"{method}{' + augment' if args.augment else ''}, {labels} labels",
+                                      []).extend(log[before:])
                     write(name, args, started, load_start, log, groups, budget, final=False)
     write(name, args, started, load_start, log, groups, budget, final=True)
     return 0
@@ -194,7 +208,8 @@ def write(name: str, args, started, load_start, log, groups, budget: str, *, fin
         res = (f"error: {r['error']}" if "error" in r else
                f"{pct(r['metrics']['test_accuracy'])}, {r['metrics']['wall_seconds']:.0f} s, "
                f"{r['metrics']['steps']} steps")
-        lines.append(f"- `{r['command']}` → {res}")
+        load = f" (load {r['load_avg_before'][0]:.1f} → {r['load_avg_after'][0]:.1f})" if "load_avg_before" in r else ""
+        lines.append(f"- `{r['command']}` → {res}{load}")
     fileio.write_text(out / f"{name}.md", "\n".join(lines) + "\n")
 
 
