@@ -213,7 +213,7 @@ def register(sub) -> None:
                    help="at most this many calibration images (random, seeded; 0 = all)")
     p.add_argument("--coverage", type=float, default=0.95,
                    help="Chow/margin thresholds accept this fraction of the calibration images")
-    p.add_argument("--keep", type=float, default=0.995,
+    p.add_argument("--keep", type=float, default=0.998,
                    help="distance threshold keeps this fraction of the calibration images")
     p.add_argument("--precision", choices=("auto", "bf16", "fp32"), default="fp32",
                    help="inference precision (fp32 default: exact posteriors near 1)")

@@ -287,7 +287,7 @@ def load_rejector(run_dir: str | Path) -> Rejector:
 
 
 def fit_rejector(logits: np.ndarray, features: np.ndarray, labels: np.ndarray, *, num_classes: int,
-                 coverage: float = 0.95, keep: float = 0.995, shrinkage: float = 1e-3,
+                 coverage: float = 0.95, keep: float = 0.998, shrinkage: float = 1e-3,
                  chosen_on: str = "train") -> Rejector:
     """Fit the class Gaussians and choose the thresholds on calibration data (training or validation images).
 
