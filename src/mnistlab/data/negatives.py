@@ -7,7 +7,7 @@ a dark background. Four kinds:
 - distribution: pixel values drawn from a probability law — `uniform`, `gaussian`, `salt-pepper` (Bernoulli),
   `smooth-noise` (low-frequency noise), `blobs` (isotropic Gaussian blobs);
 - ink: anti-aliased strokes 1.5–3.5 px wide like MNIST's pen — `lines`, `curves` (Bézier scribbles), `shapes`
-  (rectangles, triangles, filled ellipses). Each image composites several primitives (4–7 lines, 3–5 curves,
+  (rectangles, triangles, filled ellipses). Each image composites several primitives (5–8 lines, 4–6 curves,
   3–5 shapes) spread over the whole frame: a single straight stroke *is* a legitimate "1", two crossing strokes are
   often a "4" or a "7", and a ring a "0" (two rings an "8") — so strokes never come alone or in pairs and rings are
   not drawn at all (a first version with 2–4 primitives and rings produced such digits, which the detector rightly
@@ -23,8 +23,9 @@ a dark background. Four kinds:
                      visible: a fragment of stroke that cannot be named (a half-occluded digit often can, so milder
                      occlusion is NOT used as a negative);
     `digit-overlay`  three pairwise-dissimilar digits (cosine similarity < 0.5, in practice three different
-                     classes) superposed (pixel-wise max) with ±2 px jitter: no single digit is readable (two
-                     superposed digits are often read as one — 1 over 7 is a 7 — so pairs are not used).
+                     classes) superposed (pixel-wise max) with ±2 px jitter, none of which covers ≥ 60 % of the
+                     result's ink: no single digit is readable (two superposed digits, or a bold digit over two
+                     thin ones, are often read as one — 1 over 7 is a 7 — so those are not used).
   Hard families take their digits from `digits=` (default: MNIST train); the detector builds its test negatives from
   MNIST *test* digits so that they are unseen.
 """
@@ -221,19 +222,19 @@ def _ink_level(x: torch.Tensor, rng: np.random.Generator) -> np.ndarray:
     return (x * _u(rng, 0.75, 1.0, len(x)).view(-1, 1, 1)).numpy()
 
 
-@FAMILIES.register("lines", kind="ink", about="4–7 straight strokes anywhere in the frame")
+@FAMILIES.register("lines", kind="ink", about="5–8 straight strokes anywhere in the frame")
 def lines(n: int, rng: np.random.Generator) -> np.ndarray:
-    k = 7
+    k = 8
     p0, p1 = _u(rng, 0, SIZE - 1, (n, k, 2)), _u(rng, 0, SIZE - 1, (n, k, 2))
-    on = _count_mask(rng, n, 4, k)
+    on = _count_mask(rng, n, 5, k)
     return _ink_level(_segments(_off(p0, on), _off(p1, on), _width(rng, n)), rng)
 
 
-@FAMILIES.register("curves", kind="ink", about="3–5 quadratic Bézier scribbles")
+@FAMILIES.register("curves", kind="ink", about="4–6 quadratic Bézier scribbles")
 def curves(n: int, rng: np.random.Generator) -> np.ndarray:
-    k, steps = 5, 6
+    k, steps = 6, 6
     ctrl = _u(rng, -2, SIZE + 1, (n, k, 3, 2))
-    on = _count_mask(rng, n, 3, k).repeat_interleave(steps, 1)
+    on = _count_mask(rng, n, 4, k).repeat_interleave(steps, 1)
     p0, p1 = _bezier(ctrl, steps)
     return _ink_level(_segments(_off(p0, on), _off(p1, on), _width(rng, n)), rng)
 
@@ -389,7 +390,7 @@ def digit_occluded(n: int, rng: np.random.Generator, *, digits: np.ndarray) -> n
     return _hard(make, n)
 
 
-@FAMILIES.register("digit-overlay", kind="hard", about="3 pairwise-dissimilar digits superposed (max), ±2 px")
+@FAMILIES.register("digit-overlay", kind="hard", about="3 dissimilar digits superposed (max), ±2 px, none dominant")
 def digit_overlay(n: int, rng: np.random.Generator, *, digits: np.ndarray) -> np.ndarray:
     # labels are not needed (any uint8 digits may be given): "different" = pairwise dissimilar images
     def make(m: int):
@@ -398,8 +399,10 @@ def digit_overlay(n: int, rng: np.random.Generator, *, digits: np.ndarray) -> np
         x = torch.stack(shifted).amax(0)
         # every pair must differ: a digit over a near-copy of itself is still that digit
         flat = [s.reshape(m, -1) for s in shifted]
+        ink = x.sum((1, 2)).clamp_min(1e-6)
         ok = torch.ones(m, dtype=torch.bool)
         for i in range(3):
+            ok &= torch.minimum(shifted[i], x).sum((1, 2)) / ink < 0.6  # no digit dominates the overlay
             for j in range(i + 1, 3):
                 ok &= F.cosine_similarity(flat[i], flat[j], dim=1) < 0.5
         return x, ok
