@@ -74,8 +74,11 @@ def analyse(run_dir: Path, out: Path, *, ood: list[str], noise: int, calib_max: 
     else:
         bx, by = tx, ty
         test_x, test_y = vx, vy
-    cal_name = "val" if len(sp.get("val", ())) else "train"
-    cal_idx = sp.get(cal_name, np.arange(len(by)))
+    # calibration: images whose labels the run was allowed to see (few-label runs: only their labelled ones)
+    cal_name = next((k for k in ("val", "train", "labelled") if len(sp.get(k, ()))), None)
+    if cal_name is None:
+        raise MnistlabError(f"{run_dir}: splits.npz has no val/train/labelled indices to calibrate the rejector on")
+    cal_idx = sp[cal_name]
     if calib_max and len(cal_idx) > calib_max:
         cal_idx = np.sort(np.random.default_rng(seed).choice(cal_idx, size=calib_max, replace=False))
 
