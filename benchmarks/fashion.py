@@ -58,8 +58,10 @@ def git_sha() -> str:
         return "unknown"
 
 
-def run_cli(args: list[str], out: Path, log: list[dict], extra: dict) -> dict | None:
-    """`mnistlab <args> --out <out> --resume --json` → its metrics (None if it failed: the error is recorded)."""
+def run_cli(args: list[str], out: Path, log: list[dict], extra: dict, *, start: bool = True) -> dict | None:
+    """`mnistlab <args> --out <out> --resume --json` → its metrics (None if it failed: the error is recorded).
+
+    `start=False`: only a run that already finished is collected; anything else is skipped (and not recorded)."""
     cmd = ["mnistlab", *args, "--out", str(out), "--resume", "--json"]
     shown = " ".join(shlex.quote(a) for a in cmd)
     record = out / "benchmark_entry.json"  # this run's record, kept in its folder: a rerun reuses it as it was
@@ -68,6 +70,9 @@ def run_cli(args: list[str], out: Path, log: list[dict], extra: dict) -> dict | 
         print(f"$ {shown}\n  (finished before) test_accuracy {entry['metrics']['test_accuracy']:.4f}", flush=True)
         log.append(entry)
         return entry["metrics"]
+    if not start and not (out / "metrics.json").is_file():
+        print(f"  (not run) {shown}", flush=True)
+        return None
     print(f"$ {shown}", flush=True)
     t0, load0 = time.time(), os.getloadavg()
     res = subprocess.run([sys.executable, "-m", "mnistlab", *cmd[1:]], cwd=ROOT, capture_output=True, text=True,
@@ -89,6 +94,33 @@ def run_cli(args: list[str], out: Path, log: list[dict], extra: dict) -> dict | 
     return metrics
 
 
+def run_dir(entry: dict) -> Path:
+    args = shlex.split(entry["command"])
+    return Path(args[args.index("--out") + 1])
+
+
+def per_class(runs: list[dict]) -> dict | None:
+    """Confusion matrices of the runs summed (each run's confusion.json): recall per class and the pairs of classes
+    most mistaken for each other, by name."""
+    import numpy as np
+
+    from mnistlab.evaluate.metrics import confused_pairs
+
+    mats, classes = [], None
+    for r in runs:
+        path = run_dir(r) / "confusion.json"
+        if "metrics" in r and path.is_file():
+            c = json.loads(path.read_text())
+            mats.append(np.asarray(c["matrix"]))
+            classes = c["classes"]
+    if not mats:
+        return None
+    cm = sum(mats)
+    recall = cm.diagonal() / np.maximum(cm.sum(1), 1)
+    return {"classes": classes, "recall": [round(float(v), 4) for v in recall],
+            "confused_pairs": confused_pairs(cm, classes, k=4)}
+
+
 def summary(runs: list[dict]) -> dict:
     acc = [r["metrics"]["test_accuracy"] for r in runs if "metrics" in r]
     wall = [r["metrics"]["wall_seconds"] for r in runs if "metrics" in r]
@@ -96,7 +128,8 @@ def summary(runs: list[dict]) -> dict:
             "acc_mean": statistics.mean(acc) if acc else None,
             "acc_std": statistics.stdev(acc) if len(acc) > 1 else 0.0 if acc else None,
             "acc_min": min(acc) if acc else None,
-            "wall_mean": statistics.mean(wall) if wall else None, "wall_max": max(wall) if wall else None}
+            "wall_mean": statistics.mean(wall) if wall else None, "wall_max": max(wall) if wall else None,
+            "per_class": per_class(runs)}
 
 
 def pct(x: float | None, std: float | None = None) -> str:
@@ -112,10 +145,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--split-seeds", type=int, nargs="+", default=[0, 1, 2], help="few-label draws (labelled sets)")
     p.add_argument("--labels", type=int, nargs="+", default=[100, 1000])
     p.add_argument("--methods", nargs="+", help="few-label methods (default: every registered one)")
-    p.add_argument("--augment", action="store_true", help="few-label runs with --augment (the method's own family)")
+    p.add_argument("--augment", choices=("on", "off", "both"), default="on",
+                   help="few-label runs with --augment (the method's own augmentation family), without, or both")
     p.add_argument("--threads", type=int, default=0, help="torch threads per run (0: one per core)")
     p.add_argument("--runs", default=str(ROOT / "runs" / "bench-fashion"), help="run folders (reused when finished)")
     p.add_argument("--smoke", action="store_true", help="--budget smoke everywhere; results go to fashion-smoke.*")
+    p.add_argument("--report-only", action="store_true",
+                   help="start nothing: collect the runs that finished (e.g. from several partial invocations)")
     p.add_argument("--name", default="fashion", help="results file stem in benchmarks/results/")
     args = p.parse_args(argv)
 
@@ -135,7 +171,8 @@ def main(argv: list[str] | None = None) -> int:
             sets = [a for s in SUPERVISED_SETS for a in ("--set", s)]
             before = len(log)
             run_cli(["supervised", *common, "--seed", str(seed), *extra, *sets],
-                    runs_dir / f"supervised-s{seed}", log, {"part": "supervised", "seed": seed})
+                    runs_dir / f"supervised-s{seed}", log, {"part": "supervised", "seed": seed},
+                    start=not args.report_only)
             groups.setdefault("supervised (60 000 labels)", []).extend(log[before:])
             write(name, args, started, load_start, log, groups, budget, final=False)
 
@@ -143,16 +180,16 @@ def main(argv: list[str] | None = None) -> int:
     if args.only in (None, "fewlabel"):
         for labels in args.labels:
             for method in few:
-                for split in args.split_seeds:
-                    before = len(log)
-                    aug = ["--augment"] if args.augment else []
-                    tag = "-aug" if args.augment else ""
-                    run_cli(["fewlabel", *common, "--method", method, "--labels", str(labels), "--split-seed",
-                             str(split), *aug], runs_dir / f"{method}{tag}-{labels}-d{split}", log,
-                            {"part": "fewlabel", "method": method, "labels": labels, "split_seed": split,
-                             "augment": args.augment})
-                    groups.setdefault(f"{method}{' + augment' if args.augment else ''}, {labels} labels",
-                                      []).extend(log[before:])
+                for aug in {"on": [True], "off": [False], "both": [False, True]}[args.augment]:
+                    for split in args.split_seeds:
+                        before = len(log)
+                        run_cli(["fewlabel", *common, "--method", method, "--labels", str(labels), "--split-seed",
+                                 str(split), *(["--augment"] if aug else [])],
+                                runs_dir / f"{method}{'-aug' if aug else ''}-{labels}-d{split}", log,
+                                {"part": "fewlabel", "method": method, "labels": labels, "split_seed": split,
+                                 "augment": aug}, start=not args.report_only)
+                        groups.setdefault(f"{method}{' + augment' if aug else ''}, {labels} labels",
+                                          []).extend(log[before:])
                     write(name, args, started, load_start, log, groups, budget, final=False)
     write(name, args, started, load_start, log, groups, budget, final=True)
     return 0
@@ -172,7 +209,7 @@ def write(name: str, args, started, load_start, log, groups, budget: str, *, fin
         "supervised_le_10_min": None if not sup or sup["wall_max"] is None else sup["wall_max"] <= 60 * TARGET_MINUTES,
         "labels_1000_ge_88": None if best_1000 is None else best_1000 >= TARGET_1000,
     }
-    machine = {"cpu": cpu_name(), "cores": os.cpu_count(), "torch_threads": args.threads or torch.get_num_threads(),
+    machine = {"cpu": cpu_name(), "cores": os.cpu_count(), "torch_threads": args.threads or f"default ({torch.get_num_threads()})",
                "torch": torch.__version__, "python": platform.python_version(),
                "load_avg_start": [round(x, 2) for x in load_start], "load_avg_end": [round(x, 2) for x in load_end]}
     obj = {"benchmark": name, "budget": budget, "complete": final, "date": started.isoformat(timespec="seconds"),
@@ -184,7 +221,7 @@ def write(name: str, args, started, load_start, log, groups, budget: str, *, fin
     lines = [f"# Fashion-MNIST benchmark{' (smoke)' if budget == 'smoke' else ''}", "",
              f"- date {obj['date']}, git `{obj['git']}`{'' if final else ' — **partial: still running**'}",
              f"- machine: {machine['cpu']}, {machine['cores']} cores, torch {machine['torch']} "
-             f"({machine['torch_threads']} threads), Python {machine['python']}",
+             f"(threads per run: {machine['torch_threads']}; a run's own `--threads` wins), Python {machine['python']}",
              f"- load average (1, 5, 15 min) at start {machine['load_avg_start']}, at end {machine['load_avg_end']}: "
              "the 2 cores were shared with other engineers' jobs, so **wall times were measured under load** "
              "and overstate what an idle machine needs.",
@@ -203,7 +240,20 @@ def write(name: str, args, started, load_start, log, groups, budget: str, *, fin
               f"- 1000 labels ≥ 88 % (best method): {yes[targets['labels_1000_ge_88']]}"
               + (f" ({pct(best_1000)})" if best_1000 is not None else ""),
               "- reference (zalandoresearch/fashion-mnist, GPU): 2-conv CNN 92.5–93.2 %, ResNet-18 94.9 %, "
-              "WRN-40-4 96.7 %, MLP 90.0 %, humans 83.5 %", "", "## Runs", ""]
+              "WRN-40-4 96.7 %, MLP 90.0 %, humans 83.5 %"]
+    shown = [(g, s["per_class"]) for g, s in summ.items() if s["per_class"]]
+    if shown:
+        classes = shown[0][1]["classes"]
+        lines += ["", "## Per class (test recall, confusion matrices summed over the runs of a setting)", "",
+                  "| setting | " + " | ".join(classes) + " |", "|---|" + "---|" * len(classes)]
+        lines += [f"| {g} | " + " | ".join(f"{100 * v:.1f}" for v in pc["recall"]) + " |" for g, pc in shown]
+        lines += ["", "Classes most mistaken for each other (both directions; rate = share of the pair's images "
+                  "that went to the other class):", ""]
+        for g, pc in shown:
+            pairs = "; ".join(f"{p['classes'][0]} ↔ {p['classes'][1]} {100 * p['rate']:.1f} % "
+                              f"({p['a_to_b']} + {p['b_to_a']})" for p in pc["confused_pairs"])
+            lines.append(f"- {g}: {pairs}")
+    lines += ["", "## Runs", ""]
     for r in log:
         res = (f"error: {r['error']}" if "error" in r else
                f"{pct(r['metrics']['test_accuracy'])}, {r['metrics']['wall_seconds']:.0f} s, "
