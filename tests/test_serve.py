@@ -16,6 +16,7 @@ from PIL import Image  # noqa: E402
 from mnistlab import api, infer  # noqa: E402
 from mnistlab.data import load_dataset  # noqa: E402
 from mnistlab.errors import MnistlabError  # noqa: E402
+from mnistlab.evaluate.metrics import softmax  # noqa: E402
 from mnistlab.models import create_model, model_spec  # noqa: E402
 from mnistlab.runs import Run  # noqa: E402
 from mnistlab.serve.app import MAX_BYTES, create_app  # noqa: E402
@@ -145,13 +146,26 @@ def test_preprocess_flag_centres_json_pixels(client, digits):
     assert max(rows[-1] - rows[0], cols[-1] - cols[0]) + 1 <= 21  # ink fitted in 20×20 (+1 for anti-aliasing)
 
 
-def test_concurrent_predictions_equal_sequential(client, digits):
-    engine = client.app.state.engine
-    xs = [digits[i % 4] for i in range(32)]
-    seq = [engine.predict(x)["probs"] for x in xs]
-    with ThreadPoolExecutor(8) as pool:
-        par = list(pool.map(lambda x: engine.predict(x)["probs"], xs))
-    assert par == seq
+def test_concurrent_requests_are_batched_and_agree(runs, digits):
+    """Batched inference under 8 concurrent callers: every answer is the single-image answer (to float rounding),
+    and the worker really ran fewer passes than images."""
+    xs = [digits[i % 4] for i in range(64)]
+    with TestClient(create_app(runs["clf"], inference="locked")) as c:
+        exact = [c.app.state.engine.predict(x)["probs"] for x in xs[:4]]
+        clf = c.app.state.engine.classifiers[0]
+        ref = [softmax(infer.logits(clf.model, d[None, None]).astype(np.float64))[0] for d in digits]
+        assert np.array_equal(np.array(exact), np.array(ref))  # locked = offline one-image inference, bitwise
+    for mode in ("batched", "concurrent"):
+        with TestClient(create_app(runs["clf"], inference=mode)) as c:
+            engine = c.app.state.engine
+            with ThreadPoolExecutor(8) as pool:
+                got = list(pool.map(lambda x: engine.predict(x)["probs"], xs))
+            np.testing.assert_allclose(got, [exact[i % 4] for i in range(64)], rtol=0, atol=1e-6)
+            if mode == "batched":
+                assert engine.images == 64 and engine.batches < 64, (engine.batches, engine.images)
+                assert c.get("/api/health").json()["batches"] == engine.batches
+    with pytest.raises(MnistlabError, match="inference mode"):
+        create_app(runs["clf"], inference="fast")
 
 
 def test_rejector_decisions_are_shown(runs, digits, tmp_path):

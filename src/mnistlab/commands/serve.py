@@ -15,6 +15,9 @@ def register(sub) -> None:
     p.add_argument("--gan", metavar="DIR", help="GAN run folder (enables /api/gan/sample and the GAN panel)")
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
     p.add_argument("--port", type=int, default=8000)
+    p.add_argument("--inference", choices=("batched", "locked", "concurrent"), default="batched",
+                   help="batched (default): concurrent requests share forward passes; locked: one image at a time, "
+                        "bitwise equal to offline inference; concurrent: no lock")
     p.add_argument("--threads", type=int, default=1,
                    help="torch threads for inference (default 1: one 28×28 image does not gain from more)")
     p.set_defaults(func=serve)
@@ -34,7 +37,7 @@ def serve(args: argparse.Namespace) -> int:
         raise MnistlabError(f"--port {args.port} is not a TCP port (1–65535)")
     if args.threads > 0:
         torch.set_num_threads(args.threads)
-    app = create_app(args.run, detector_dir=args.detector, gan_dir=args.gan)
+    app = create_app(args.run, detector_dir=args.detector, gan_dir=args.gan, inference=args.inference)
     if args.host not in ("127.0.0.1", "localhost", "::1"):
         print(f"mnistlab: note: binding {args.host} exposes the server beyond this machine")
     print(f"mnistlab: serving {', '.join(args.run)} on http://{args.host}:{args.port}/ (API docs at /docs)",
