@@ -25,7 +25,9 @@ def predict(run_dir: str, x: np.ndarray, *, threshold: float | None = None) -> l
     lg = infer.logits(model, x, spec=spec.get("preprocess"))
     margin = lg[:, 1].astype(np.float64) - lg[:, 0]
     p = 1 / (1 + np.exp(-margin))
-    return [{"index": i, "p_digit": round(float(pi), 6), "is_digit": bool(pi >= thr)} for i, pi in enumerate(p)]
+    # the margin logit(digit) − logit(no digit) keeps ranking information where p_digit rounds to 0 or 1
+    return [{"index": i, "p_digit": round(float(pi), 6), "is_digit": bool(pi >= thr), "margin": round(float(m), 3)}
+            for i, (pi, m) in enumerate(zip(p, margin))]
 
 
 def _predict(args) -> int:

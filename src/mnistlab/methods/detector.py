@@ -61,7 +61,7 @@ BUDGETS = {
     "smoke": {"positives": 512, "negatives": 512, "val_size": 150, "test_negatives": 300, "test_subset": 300,
               "epochs": 1, "batch_size": 64, "lofo_epochs": 0.5, "families": ["uniform", "lines", "digit-tiles"]},
     "quick": {},
-    "full": {"epochs": 4, "lofo_epochs": 1.5},
+    "full": {"epochs": 4, "lofo_epochs": 1.0},
 }
 
 VAL_SEED, TEST_SEED = 1000, 2000
