@@ -72,7 +72,23 @@ def summarise(results: list[dict]) -> list[dict]:
     return rows
 
 
-def write(out: Path, meta: dict, results: list[dict], pretexts: dict) -> None:
+def collect(runs: Path, draws: int) -> tuple[list[dict], dict]:
+    """Every finished run and pretext record under `runs` (several benchmark processes may share the folder)."""
+    results = []
+    for name, _, _, _ in ROWS:
+        for split_seed in range(draws):
+            f = runs / f"{slug(name)}-s{split_seed}" / "metrics.json"
+            if f.exists():
+                m = fileio.read_json(f)
+                results.append({"row": name, "split_seed": split_seed, "run": str(f.parent), **{
+                    k: m.get(k) for k in ("test_accuracy", "val_accuracy", "wall_seconds", "pretext_test_accuracy",
+                                          "steps", "params", "trainable_params")}})
+    pretexts = {f.stem[len("pretext-"):]: fileio.read_json(f) for f in sorted(runs.glob("pretext-*.json"))}
+    return results, pretexts
+
+
+def write(out: Path, meta: dict, runs: Path, draws: int) -> None:
+    results, pretexts = collect(runs, draws)
     rows = summarise(results)
     meta = {**meta, "loadavg_now": os.getloadavg(), "updated": datetime.now(timezone.utc).isoformat(timespec="seconds")}
     fileio.write_json(out.with_suffix(".json"), {"meta": meta, "rows": rows, "pretexts": pretexts, "runs": results})
@@ -113,12 +129,11 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--draws", type=int, default=5, help="split seeds 0..draws-1")
     p.add_argument("--budget", default="full")
-    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--threads", type=int, default=1, help="1 is fastest on a loaded machine; run rows in parallel")
     p.add_argument("--only", default="", help="comma-separated substrings of row names to run")
     p.add_argument("--runs", default=str(ROOT / "runs" / "seed_report"))
     p.add_argument("--out", default=str(ROOT / "results" / "seed_report"))
-    p.add_argument("--figures-first-draw", action="store_true", default=True,
-                   help="PNG outputs for split seed 0 only (the other draws save JSON/npy outputs)")
+    p.add_argument("--summary-only", action="store_true", help="rewrite the tables from the finished runs")
     args = p.parse_args(argv)
     os.environ.setdefault("MNISTLAB_QUIET", "1")
     import torch
@@ -131,8 +146,11 @@ def main(argv=None) -> int:
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     only = [s for s in args.only.split(",") if s]
-    results: list[dict] = []
-    pretexts: dict = {}
+    if args.summary_only:
+        write(out, meta, Path(args.runs), args.draws)
+        return 0
+    runs = Path(args.runs)
+    runs.mkdir(parents=True, exist_ok=True)
     from mnistlab.methods.rotnet import pretrained_pretext
 
     for name, key, method, over in ROWS:
@@ -143,22 +161,19 @@ def main(argv=None) -> int:
             binarize = 34 if model.startswith("seed-") else -1  # the report recipe binarises (pretext too)
             t0 = time.time()
             _, info = pretrained_pretext(model, budget=args.budget, threads=args.threads, binarize=binarize)
-            pretexts[f"{model}{' (binarised)' if binarize >= 0 else ''}"] = {
-                **info, "seconds_this_call": round(time.time() - t0, 1)}
+            fileio.write_json(runs / f"pretext-{model}{'-binarised' if binarize >= 0 else ''}.json",
+                              {**info, "seconds_this_call": round(time.time() - t0, 1)})
         for split_seed in range(args.draws):
             over_d = {**over, "split_seed": split_seed, "labels": 100, "seed": 0, "threads": args.threads,
                       "figures": split_seed == 0}
-            run_dir = Path(args.runs) / f"{slug(name)}-s{split_seed}"
+            run_dir = runs / f"{slug(name)}-s{split_seed}"
             t0 = time.time()
             _, m = api.train(method, command="fewlabel", out=run_dir, resume=True, budget=args.budget,
                              overrides=over_d)
-            results.append({"row": name, "split_seed": split_seed, "run": str(run_dir), **{
-                k: m.get(k) for k in ("test_accuracy", "val_accuracy", "wall_seconds", "pretext_test_accuracy",
-                                      "steps", "params", "trainable_params")}})
             print(f"{name} s{split_seed}: test {m['test_accuracy']:.4f} val {m['val_accuracy']:.3f} "
                   f"({time.time() - t0:.0f} s)", flush=True)
-            write(out, meta, results, pretexts)
-    write(out, meta, results, pretexts)
+            write(out, meta, runs, args.draws)
+    write(out, meta, runs, args.draws)
     return 0
 
 
