@@ -141,6 +141,7 @@ def pct(x: float | None, std: float | None = None) -> str:
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--only", choices=("supervised", "fewlabel"), help="one part only")
+    p.add_argument("--epochs", type=float, default=SUPERVISED_EPOCHS, help="supervised epochs")
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1], help="supervised training seeds")
     p.add_argument("--split-seeds", type=int, nargs="+", default=[0, 1, 2], help="few-label draws (labelled sets)")
     p.add_argument("--labels", type=int, nargs="+", default=[100, 1000])
@@ -150,6 +151,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--threads", type=int, default=0, help="torch threads per run (0: one per core)")
     p.add_argument("--runs", default=str(ROOT / "runs" / "bench-fashion"), help="run folders (reused when finished)")
     p.add_argument("--smoke", action="store_true", help="--budget smoke everywhere; results go to fashion-smoke.*")
+    p.add_argument("--fewlabel-set", action="append", default=[], metavar="KEY=VALUE",
+                   help="a config field for every few-label run (e.g. steps=1600); part of the run folder name")
     p.add_argument("--report-only", action="store_true",
                    help="start nothing: collect the runs that finished (e.g. from several partial invocations)")
     p.add_argument("--name", default="fashion", help="results file stem in benchmarks/results/")
@@ -167,13 +170,13 @@ def main(argv: list[str] | None = None) -> int:
 
     if args.only in (None, "supervised"):
         for seed in args.seeds:
-            extra = [] if args.smoke else ["--epochs", str(SUPERVISED_EPOCHS)]
+            extra = [] if args.smoke else ["--epochs", f"{args.epochs:g}"]
             sets = [a for s in SUPERVISED_SETS for a in ("--set", s)]
             before = len(log)
             run_cli(["supervised", *common, "--seed", str(seed), *extra, *sets],
-                    runs_dir / f"supervised-s{seed}", log, {"part": "supervised", "seed": seed},
+                    runs_dir / f"supervised-e{args.epochs:g}-s{seed}", log, {"part": "supervised", "seed": seed},
                     start=not args.report_only)
-            groups.setdefault("supervised (60 000 labels)", []).extend(log[before:])
+            groups.setdefault(f"supervised (60 000 labels, {args.epochs:g} epochs)", []).extend(log[before:])
             write(name, args, started, load_start, log, groups, budget, final=False)
 
     few = args.methods or methods_for("fewlabel")
@@ -183,13 +186,15 @@ def main(argv: list[str] | None = None) -> int:
                 for aug in {"on": [True], "off": [False], "both": [False, True]}[args.augment]:
                     for split in args.split_seeds:
                         before = len(log)
+                        sets = [a for kv in args.fewlabel_set for a in ("--set", kv)]
+                        tag = "".join(f"-{kv.replace('=', '')}" for kv in args.fewlabel_set)
                         run_cli(["fewlabel", *common, "--method", method, "--labels", str(labels), "--split-seed",
-                                 str(split), *(["--augment"] if aug else [])],
-                                runs_dir / f"{method}{'-aug' if aug else ''}-{labels}-d{split}", log,
+                                 str(split), *(["--augment"] if aug else []), *sets],
+                                runs_dir / f"{method}{'-aug' if aug else ''}{tag}-{labels}-d{split}", log,
                                 {"part": "fewlabel", "method": method, "labels": labels, "split_seed": split,
                                  "augment": aug}, start=not args.report_only)
-                        groups.setdefault(f"{method}{' + augment' if aug else ''}, {labels} labels",
-                                          []).extend(log[before:])
+                        label = f"{method}{' + augment' if aug else ''}{''.join(' ' + kv for kv in args.fewlabel_set)}"
+                        groups.setdefault(f"{label}, {labels} labels", []).extend(log[before:])
                     write(name, args, started, load_start, log, groups, budget, final=False)
     write(name, args, started, load_start, log, groups, budget, final=True)
     return 0
@@ -201,7 +206,7 @@ def write(name: str, args, started, load_start, log, groups, budget: str, *, fin
 
     load_end = os.getloadavg()
     summ = {g: summary(r) for g, r in groups.items()}
-    sup = summ.get("supervised (60 000 labels)")
+    sup = next((v for g, v in summ.items() if g.startswith("supervised")), None)
     best_1000 = max((s["acc_mean"] for g, s in summ.items() if g.endswith(", 1000 labels") and s["acc_mean"]),
                     default=None)
     targets = {

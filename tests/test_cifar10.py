@@ -221,3 +221,16 @@ def test_a_cache_of_the_wrong_shape_is_rebuilt(serve_archive):
     from mnistlab.data.sources import read_cache
 
     assert read_cache("cifar10")[0].shape[1:] == (3, 32, 32) and (home / "cifar10.npz").is_file()
+
+
+def test_a_local_copy_through_a_file_mirror(data_home, tmp_path, monkeypatch):
+    """What the error message recommends when there is no network: MNISTLAB_MIRROR=file:///folder/."""
+    blob = make_tarball(fixture_arrays(seed=3))
+    folder = tmp_path / "copy"
+    folder.mkdir()
+    (folder / c10.ARCHIVE.name).write_bytes(blob)
+    monkeypatch.setenv("MNISTLAB_MIRROR", folder.as_uri() + "/")
+    monkeypatch.setattr(c10, "RECORDS_PER_BATCH", RECORDS)
+    monkeypatch.setattr(c10, "ARCHIVE", RemoteFile(c10.ARCHIVE.name, hashlib.sha256(blob).hexdigest()))
+    ds = load_dataset("cifar10")
+    np.testing.assert_array_equal(ds.test_x, fixture_arrays(seed=3)[5][0])
