@@ -1,28 +1,75 @@
-"""Stage — the classification study of the brief (Part 2): supervised CNN and MLP, curves, predictions."""
+"""Stage — the classification study of the brief (Part 2, Q1–Q5): supervised CNN and MLP, the iterations /
+learning-rate / hidden-size studies, 60/20/20 selection and k-fold CV, posteriors, and the two kinds of rejection."""
 from __future__ import annotations
 
+from mnistlab import fileio
 from mnistlab.pipeline import STAGES, Context
 from mnistlab.pipeline._sections import figures, metrics, metrics_table
 
-BUDGET_ARGS = {  # per study budget: the supervised runs' own budget and overrides
-    "smoke": ["--budget", "smoke"],
-    "quick": ["--budget", "quick"],
-    "full": ["--budget", "full"],
-}
+# The study's sweeps are the slowest part; at `quick` they run at their own smoke budget so that the whole
+# `mnistlab run` stays within ~30 min — `mnistlab study NAME --budget quick` gives the fuller curves.
+STUDY_BUDGET = {"smoke": "smoke", "quick": "smoke", "full": "quick"}
 
 
-@STAGES.register("classification", order=4, title="Classification study: supervised CNN and MLP",
-                 estimate={"smoke": 15, "quick": 420, "full": 900})
+@STAGES.register("classification", order=4, title="Classification study: supervised CNN and MLP, splits, "
+                 "posteriors, rejection", estimate={"smoke": 120, "quick": 600, "full": 2400})
 def stage(ctx: Context) -> dict:
-    rows, figs = [], []
+    rows, figs, tables, paras = [], [], [], []
     for model in ("cnn", "mlp"):
         out = ctx.dir / f"supervised-{model}"
-        ctx.cli("supervised", "--model", model, *BUDGET_ARGS[ctx.budget], "--seed", 0, "--out", out, "--resume")
-        m = metrics(out)
-        rows.append((model, m))
-        figs += figures(out, ctx.dir, names=["learning_curves.png", "confusion.png", "prediction_0.png",
-                                             "prediction_2.png"], prefix=f"{model}: ")
-    table = metrics_table(rows, ["test_accuracy", "test_loss", "params", "epochs", "wall_seconds"],
-                          title="60k train / 10k test, winner-takes-all decision, final epoch (no selection on test)")
-    return {"command": f"mnistlab supervised --model cnn {' '.join(BUDGET_ARGS[ctx.budget])} --seed 0 --out DIR",
-            "seeds": {"seed": 0}, "tables": [table], "figures": figs}
+        ctx.cli("supervised", "--model", model, "--budget", ctx.budget, "--seed", 0, "--out", out, "--resume")
+        rows.append((model, metrics(out)))
+        figs += figures(out, ctx.dir, names=[n for n in ("learning_curves.png", "confusion.png", "prediction_0.png",
+                                                         "prediction_2.png", "mistakes.png")
+                                             if (out / n).exists()], prefix=f"{model}: ")
+    tables.append(metrics_table(rows, ["test_accuracy", "test_loss", "params", "epochs", "wall_seconds"],
+                                title="Q1 — 60k train / 10k test, winner-takes-all, final epoch (nothing chosen on "
+                                      "test)"))
+    cnn = ctx.dir / "supervised-cnn"
+
+    # Q4 — posteriors of every image of the base, and whether each row sums to 1
+    post = ctx.dir / "posteriors"
+    ctx.cli("posteriors", "--run", cnn, "--out", post)
+    p = fileio.read_json(post / "posteriors.json")
+    paras.append(f"Q4 — posteriors of the CNN for {p['images']} images ({p['order']}): max |Σp − 1| = "
+                 f"{p['max_abs_sum_error']:.2e}; every row sums to 1 within 1e-5: {p['all_rows_sum_to_one']}. "
+                 f"Recognition rate on the whole base: {p['recognition_rate']['all']:.4f}.")
+    figs += figures(post, ctx.dir, prefix="posteriors: ")
+
+    # Q5 — ambiguity (Chow, margin) and distance rejection, with Fashion-MNIST and noise as outliers
+    rej = ctx.dir / "reject"
+    ctx.cli("reject", "--run", cnn, "--ood", "fashion-mnist", "--out", rej)
+    r = fileio.read_json(rej / "reject.json")
+    paras += [f"Q5 — {line}" for line in r.get("interpretation", [])]
+    frac = r.get("rejected_fraction", {})
+    if frac:
+        rules = sorted({k for v in frac.values() for k in v})
+        tables.append({"title": "fraction rejected at the chosen thresholds (chosen on training data)",
+                       "columns": ["inputs", *rules], "rows": [[src, *[v.get(k) for k in rules]]
+                                                               for src, v in frac.items()]})
+    figs += figures(rej, ctx.dir, prefix="rejection: ")
+
+    # Q1.6/Q1.7/Q2 — studies of iterations, learning rate, hidden size; 60/20/20 selection and k-fold CV
+    sb = STUDY_BUDGET[ctx.budget]
+    for name in ("iterations", "lr", "hidden", "cv"):
+        out = ctx.dir / f"study-{name}"
+        ctx.cli("study", name, "--budget", sb, "--out", out)
+        s = fileio.read_json(out / "study.json")
+        if name == "cv":
+            sel, kf = s.get("selected", {}), s.get("kfold") or {}
+            paras.append(f"Q2 — {s.get('protocol')}: selected {sel.get('name')} on validation "
+                         f"(val acc. {sel.get('val_accuracy', float('nan')):.4f}); test once: "
+                         f"{s.get('selected_test_accuracy', float('nan')):.4f}. "
+                         + (f"{kf.get('k')}-fold CV: test {kf.get('test_accuracy_mean', 0):.4f} ± "
+                            f"{kf.get('test_accuracy_std', 0):.4f}." if kf else ""))
+        else:
+            tables.append({"title": f"study: {name} ({s.get('model')}, split {s.get('split')}, budget {sb})",
+                           "columns": [name, "train acc.", "test acc.", "test loss", "seconds"],
+                           "rows": [[r_["value"], r_.get("train_accuracy"), r_.get("test_accuracy"),
+                                     r_.get("test_loss"), r_.get("wall_seconds")] for r_ in s["rows"]]})
+        figs += figures(out, ctx.dir, names=[n for n in ("study.png", "study_history.png") if (out / n).exists()],
+                        prefix=f"study {name}: ")
+    return {"command": f"mnistlab supervised --model cnn --budget {ctx.budget} --seed 0 --out DIR; mnistlab "
+                       "posteriors --run DIR; mnistlab reject --run DIR --ood fashion-mnist; mnistlab study "
+                       f"iterations|lr|hidden|cv --budget {sb}", "seeds": {"seed": 0, "split_seed": 0},
+            "paragraphs": paras, "tables": tables, "figures": figs}

@@ -22,7 +22,7 @@ nav ol{columns:2;padding-left:1.2em}code,pre{background:#f3f4f6;border-radius:4p
 pre{padding:.6em;overflow-x:auto;white-space:pre-wrap}
 table{border-collapse:collapse;margin:.5em 0 1.2em;font-size:13.5px}th,td{border:1px solid #d8dce1;padding:.25em .6em;
 text-align:right}th{background:#f3f4f6}td:first-child,th:first-child{text-align:left}
-figure{display:inline-block;margin:.4em 1em 1em 0;vertical-align:top;max-width:100%}
+figure{display:inline-block;margin:.4em 1em 1em 0;vertical-align:top;max-width:48%}
 figure img{max-width:100%;border:1px solid #e4e7eb}figcaption{font-size:12.5px;color:#555;max-width:520px}
 .meta{color:#555;font-size:13px}.status-skipped,.status-failed{border-left:4px solid #d97706;padding-left:.8em}
 .status-failed{border-color:#dc2626}

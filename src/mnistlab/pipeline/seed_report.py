@@ -1,0 +1,43 @@
+"""Stage — the seed report reproduced: MNIST with 100 labels, features+MLP, CNN, RotNet, ± augmentation."""
+from __future__ import annotations
+
+from mnistlab.methods import METHODS
+from mnistlab.pipeline import STAGES, Context
+from mnistlab.pipeline._sections import figures, metrics
+
+# The seed report's numbers (one unseeded run each, 80 train + 20 validation labels, 10k test).
+REPORT = {("mlp-features", False): 0.66, ("cnn", False): 0.71, ("rotnet", False): 0.77,
+          ("cnn", True): 0.85, ("rotnet", True): 0.83}
+RUNS = [("mlp-features", False), ("cnn", False), ("cnn", True), ("rotnet", False), ("rotnet", True)]
+
+
+@STAGES.register("seed-report", order=2, title="The seed report: MNIST with 100 labels — features+MLP, CNN, RotNet",
+                 estimate={"smoke": 60, "quick": 420, "full": 1500})
+def stage(ctx: Context) -> dict:
+    rows, figs = [], []
+    for method, aug in RUNS:
+        if method not in METHODS:
+            continue
+        name = f"{method}{'-aug' if aug else ''}"
+        out = ctx.dir / name
+        ctx.cli("fewlabel", "--method", method, *(["--augment"] if aug else []), "--labels", 100, "--split-seed", 0,
+                "--seed", 0, "--budget", ctx.budget, "--out", out, "--resume")
+        m = metrics(out)
+        rows.append([name, REPORT.get((method, aug)), m.get("test_accuracy"), m.get("val_accuracy"),
+                     m.get("pretext_test_accuracy"), m.get("model"), m.get("wall_seconds")])
+    wanted = {"mlp-features": ["binarization.png", "features.png", "learning_curves.png", "confusion.png"],
+              "cnn-aug": ["augmentation_examples.png", "learning_curves.png", "confusion.png"],
+              "rotnet": ["pretext_learning_curves.png", "learning_curves.png", "confusion.png"],
+              "rotnet-aug": ["confusion.png"]}
+    for name, files in wanted.items():
+        if (ctx.dir / name).exists():
+            figs += figures(ctx.dir / name, ctx.dir, names=[f for f in files if (ctx.dir / name / f).exists()],
+                            prefix=f"{name}: ")
+    table = {"title": "100 labels (split seed 0, seed 0), 10k test; validation carved from the labels",
+             "columns": ["method", "seed report", "mnistlab test acc.", "val acc.", "rotation pretext acc.", "model",
+                         "seconds"], "rows": rows}
+    para = ("One label draw here; benchmarks/seed_report.py runs 5 draws (mean ± std) — see "
+            "benchmarks/results/seed_report.md. The seed report's numbers come from one unseeded run each.")
+    return {"command": "mnistlab fewlabel --method rotnet --augment --labels 100 --split-seed 0 --seed 0 "
+                       f"--budget {ctx.budget} --out DIR", "seeds": {"split_seed": 0, "seed": 0},
+            "paragraphs": [para], "tables": [table], "figures": figs}

@@ -1,0 +1,47 @@
+"""Stage — the headline: semi-supervised learning with 100 labels, beside the literature."""
+from __future__ import annotations
+
+from mnistlab import fileio
+from mnistlab.commands.fewlabel import default_method
+from mnistlab.pipeline import STAGES, Context
+from mnistlab.pipeline._sections import figures, metrics
+from mnistlab.runs import REPO
+
+# MNIST, 100 labels, test error % (sources in ANCHORS.md / benchmarks/results/fewlabel.md)
+LITERATURE = [("CatGAN (Springenberg 2016)", 1.91), ("VAT (Miyato et al.)", 1.36),
+              ("Ladder networks (Rasmus et al. 2015)", 1.06), ("Improved GAN (Salimans et al. 2016)", 0.93),
+              ("Triple-GAN (Li et al. 2017)", 0.91), ("Bad GAN (Dai et al. 2017)", 0.795),
+              ("IIC, no labels (Ji et al. 2019)", 0.77), ("seed report RotNet", 23.0)]
+LABELS = {"smoke": [100], "quick": [100], "full": [10, 100, 1000]}
+
+
+@STAGES.register("ssl", order=3, title="Semi-supervised learning: MNIST with 10 to 1000 labels",
+                 estimate={"smoke": 40, "quick": 600, "full": 3000})
+def stage(ctx: Context) -> dict:
+    method = default_method()
+    rows, figs = [], []
+    for n in LABELS[ctx.budget]:
+        out = ctx.dir / f"{method}-{n}"
+        ctx.cli("fewlabel", "--method", method, "--labels", n, "--split-seed", 0, "--seed", 0, "--budget", ctx.budget,
+                "--out", out, "--resume")
+        m = metrics(out)
+        rows.append([f"mnistlab {method}, {n} labels", m.get("test_accuracy"),
+                     100 * (1 - m["test_accuracy"]) if m.get("test_accuracy") is not None else None,
+                     m.get("wall_seconds")])
+        figs += figures(out, ctx.dir, names=[f for f in ("learning_curves.png", "confusion.png")
+                                             if (out / f).exists()], prefix=f"{method}, {n} labels: ")
+    lit = [[name, 1 - err / 100, err, None] for name, err in LITERATURE]
+    tables = [{"title": "this run (one label draw, split seed 0) and published results for 100 labels",
+               "columns": ["method", "test accuracy", "test error %", "seconds"], "rows": rows + lit}]
+    paras = [f"Method: `{method}` (the default recipe of `mnistlab fewlabel`). The model evaluated is the one the "
+             "method's config names (final or EMA weights); no checkpoint is chosen on the test set."]
+    bench = REPO / "benchmarks" / "results"
+    if (bench / "fewlabel.json").exists():
+        paras.append("The benchmark (benchmarks/fewlabel.py, several label draws, mean ± std) is summarised in "
+                     "benchmarks/results/fewlabel.md; its accuracy-vs-labels plot is shown below.")
+        for png in sorted(bench.glob("fewlabel*.png")):
+            dest = ctx.dir / png.name
+            fileio.write_bytes(dest, png.read_bytes())
+            figs.append({"path": png.name, "caption": f"benchmark: {png.stem} (benchmarks/results/{png.name})"})
+    return {"command": f"mnistlab fewlabel --labels 100 --split-seed 0 --seed 0 --budget {ctx.budget} --out DIR",
+            "seeds": {"split_seed": 0, "seed": 0}, "paragraphs": paras, "tables": tables, "figures": figs}
