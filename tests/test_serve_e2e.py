@@ -120,6 +120,10 @@ def read_page(page) -> dict:
     return {"pred": page.inner_text("#pred"), "pred_class": int(page.get_attribute("#pred", "data-class")),
             "probs": [float(bars.nth(k).get_attribute("data-prob")) for k in range(bars.count())],
             "win": [int(x) for x in page.eval_on_selector_all("#bars .bar.win", "els => els.map(e => e.dataset.class)")],
+            # what the eye sees: each bar's drawn length as a fraction of its track
+            "drawn": page.eval_on_selector_all("#bars .bar", "els => els.map(e => e.querySelector('.fill')"
+                                               ".getBoundingClientRect().width / e.querySelector('.track')"
+                                               ".getBoundingClientRect().width)"),
             "rules": page.eval_on_selector_all("#rules tbody tr", "rows => rows.map(r => r.dataset.rule)"),
             # the 28×28 the network saw, read back from the 4× nearest-neighbour preview canvas (block centres)
             "seen": np.array(page.evaluate("() => { const c = document.querySelector('#seen');"
@@ -147,6 +151,7 @@ def test_draw_a_stroke_and_read_the_prediction(page, server):
     assert len(page.predict_requests) > n and page.predict_requests[-1].headers["content-type"] == "image/png"
     shown = read_page(page)
     assert len(shown["probs"]) == 10 and abs(sum(shown["probs"]) - 1) < 1e-4
+    np.testing.assert_allclose(shown["drawn"], shown["probs"], atol=0.01)  # the bars are drawn to scale
     assert shown["win"] == [int(np.argmax(shown["probs"]))] == [shown["pred_class"]]
     assert shown["pred"] == str(shown["pred_class"]) and shown["rules"] == ["chow"]
     # the network saw a centred vertical stroke: tall and thin, centre of mass near (14, 14)
