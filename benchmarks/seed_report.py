@@ -119,10 +119,27 @@ def write(out: Path, meta: dict, runs: Path, draws: int) -> None:
         c = p["config"]
         lines.append(f"| {name} | {c['steps']} × {c['batch_size']} (×4 rotations) | {p['pretext_test_accuracy']:.4f} | "
                      f"{p['wall_seconds']} |")
+    for name, p in pretexts.items():
+        if p.get("by_digit"):
+            lines += ["", f"{name}: rotated-test accuracy per digit: " + ", ".join(
+                f"{d}: {a:.3f}" for d, a in sorted(p["by_digit"].items(), key=lambda kv: int(kv[0])))]
     lines += ["", "Rows: ours = `mnistlab fewlabel --method M [--augment] --budget full` (defaults of each method); "
               "report recipe = the report's network with Adam lr 0.01, 20 epochs, batch 80, binarised at 34, offline "
               "×10 augmentation; `--model seed-*` selects it.", ""]
     fileio.write_text(out.with_suffix(".md"), "\n".join(lines))
+
+
+def pretext_by_digit(info: dict, binarize: int) -> dict:
+    """Rotated-test accuracy of a cached pretext per digit class (shows where rotation is ambiguous)."""
+    from mnistlab.data import load_dataset
+    from mnistlab.methods.rotnet import rotation_accuracy_by_class
+    from mnistlab.runs import load_model
+    from mnistlab.train import resolve_precision
+
+    model, _ = load_model(info["dir"])
+    ds = load_dataset(info["config"]["dataset"])
+    pre = {"binarize": binarize} if binarize >= 0 else {}
+    return rotation_accuracy_by_class(model, ds.test_x, ds.test_y, precision=resolve_precision("auto"), pre=pre)
 
 
 def main(argv=None) -> int:
@@ -161,8 +178,11 @@ def main(argv=None) -> int:
             binarize = 34 if model.startswith("seed-") else -1  # the report recipe binarises (pretext too)
             t0 = time.time()
             _, info = pretrained_pretext(model, budget=args.budget, threads=args.threads, binarize=binarize)
-            fileio.write_json(runs / f"pretext-{model}{'-binarised' if binarize >= 0 else ''}.json",
-                              {**info, "seconds_this_call": round(time.time() - t0, 1)})
+            record = runs / f"pretext-{model}{'-binarised' if binarize >= 0 else ''}.json"
+            if not record.exists():
+                info["by_digit"] = pretext_by_digit(info, binarize)
+                info["metrics"] = fileio.read_json(Path(info["dir"]) / "metrics.json")
+                fileio.write_json(record, {**info, "seconds_this_call": round(time.time() - t0, 1)})
         for split_seed in range(args.draws):
             over_d = {**over, "split_seed": split_seed, "labels": 100, "seed": 0, "threads": args.threads,
                       "figures": split_seed == 0}

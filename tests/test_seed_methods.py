@@ -131,3 +131,30 @@ def test_bad_settings_are_one_line_errors(cli, tmp_path, pretext_home):
     assert code == 2 and "unknown transfer 'sideways'" in err
     code, _, err = cli("fewlabel", "--method", "rotnet", "--budget", "smoke", "--model", "cnn", "--out", tmp_path / "b")
     assert code == 2 and "no features/head split" in err
+
+
+def test_pretext_lock_waits_and_takes_over_stale_locks(tmp_path):
+    import os
+    import threading
+    import time
+
+    from mnistlab.methods.rotnet import _lock
+
+    path = tmp_path / "k.lock"
+    path.write_text("999999999")  # a pid that does not exist: stale, taken over
+    with _lock(path, poll=0.05):
+        assert path.read_text() == str(os.getpid())
+    assert not path.exists()
+    order = []
+
+    def second():
+        with _lock(path, poll=0.05):
+            order.append("second")
+
+    with _lock(path, poll=0.05):
+        t = threading.Thread(target=second)
+        t.start()
+        time.sleep(0.3)
+        order.append("first")  # the other holder waits while this one holds the lock
+    t.join(5)
+    assert order == ["first", "second"]

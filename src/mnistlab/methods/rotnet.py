@@ -7,10 +7,10 @@ draw and by other methods through `pretrained_pretext(model_name, budget=, datas
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
-import shutil
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -102,6 +102,22 @@ def rotation_accuracy(model: torch.nn.Module, x_uint8: np.ndarray, *, precision:
     return correct / max(1, total)
 
 
+@torch.no_grad()
+def rotation_accuracy_by_class(model: torch.nn.Module, x_uint8: np.ndarray, labels: np.ndarray, *, precision: str,
+                               pre: dict | None = None, chunk: int = 1000) -> dict[int, float]:
+    """Rotation accuracy per digit class: where the pretext is ambiguous (0, 1, 8 look alike turned by 180°)."""
+    model.eval()
+    hits = np.zeros(len(x_uint8))
+    for i in range(0, len(x_uint8), chunk):
+        x, y = rotate4(preprocess(x_uint8[i: i + chunk], pre))
+        if precision == "bf16":
+            x = x.contiguous(memory_format=torch.channels_last)
+        with autocast(precision):
+            ok = (model(x).argmax(1) == y).float().view(4, -1).mean(0)  # (chunk,) share of the 4 rotations right
+        hits[i: i + len(ok)] = ok.numpy()
+    return {int(c): float(hits[labels == c].mean()) for c in np.unique(labels)}
+
+
 def train_pretext(cfg: PretextConfig, out: Path, *, resume: bool = False) -> dict:
     """Train the rotation model into the run folder `out`; returns its metrics."""
     if not MODELS.info(cfg.model).get("pretext"):
@@ -109,11 +125,11 @@ def train_pretext(cfg: PretextConfig, out: Path, *, resume: bool = False) -> dic
         raise MnistlabError(f"model {cfg.model!r} has no features/head split for RotNet; valid: {', '.join(valid)}")
     precision = resolve_precision(cfg.precision)
     ds = load_dataset(cfg.dataset)
-    tx, vx = ds.train_x, ds.test_x
+    tx, vx, vy = ds.train_x, ds.test_x, ds.test_y
     if cfg.train_subset:
         tx = tx[: cfg.train_subset]
     if cfg.test_subset:
-        vx = vx[: cfg.test_subset]
+        vx, vy = vx[: cfg.test_subset], vy[: cfg.test_subset]
     run = Run(out, resume=resume)
     cpu0 = time.process_time()
     run.start({**asdict(cfg), "key": pretext_key(cfg)}, command="pretext", method="rotnet-pretext")
@@ -147,8 +163,9 @@ def train_pretext(cfg: PretextConfig, out: Path, *, resume: bool = False) -> dic
                   ckpt_every=200, resume=resume, desc=f"rotnet pretext {cfg.model}")
     run.save_model(model, spec)
     run.save_figure("learning_curves.png", plots.learning_curves(history))
-    acc = rotation_accuracy(model, vx, precision=precision, pre=pre)
-    return run.finish({"pretext_test_accuracy": acc, "pretext_test_images": int(len(vx)) * 4,
+    by_digit = rotation_accuracy_by_class(model, vx, vy, precision=precision, pre=pre)
+    acc = float(sum(by_digit[c] * np.sum(vy == c) for c in by_digit) / len(vy))  # = over all 4 × len(vx)
+    return run.finish({"pretext_test_accuracy": acc, "pretext_test_accuracy_by_digit": by_digit, "pretext_test_images": int(len(vx)) * 4,
                        "pretext_train_images": int(len(tx)), "steps": cfg.steps,
                        "epochs": round(cfg.steps * cfg.batch_size / len(tx), 3), "precision": precision,
                        # CPU time of this process (all threads): what the wall time would be on idle cores, × threads
@@ -161,6 +178,35 @@ def pretext_config(model_name: str, *, budget: str = "full", dataset: str = "mni
         raise MnistlabError(f"unknown budget {budget!r}; valid: {', '.join(PRETEXT_BUDGETS)}")
     layers = {"dataset": dataset, "model": model_name, **MODEL_DEFAULTS.get(model_name, {}), **PRETEXT_BUDGETS[budget]}
     return PretextConfig(**{**layers, **overrides})
+
+
+@contextlib.contextmanager
+def _lock(path: Path, poll: float = 5.0):
+    """An exclusive lock file holding the owner's pid; a lock whose process is gone is taken over."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    while True:
+        try:
+            fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+            break
+        except FileExistsError:
+            try:
+                pid = int(path.read_text() or "0")
+                if pid <= 0 and time.time() - path.stat().st_mtime > 30:
+                    raise ProcessLookupError  # created but never claimed
+                if pid > 0:
+                    os.kill(pid, 0)  # still running: wait for it
+            except (ValueError, ProcessLookupError, FileNotFoundError):
+                path.unlink(missing_ok=True)  # stale (its process died)
+                continue
+            except PermissionError:
+                pass
+            time.sleep(poll)
+    try:
+        os.write(fd, str(os.getpid()).encode())
+        os.close(fd)
+        yield
+    finally:
+        path.unlink(missing_ok=True)
 
 
 def pretrained_pretext(model_name: str = "rotnet-cnn", *, budget: str = "full", dataset: str = "mnist",
@@ -177,12 +223,12 @@ def pretrained_pretext(model_name: str = "rotnet-cnn", *, budget: str = "full", 
     final = pretext_root() / key
     cached = (final / "metrics.json").exists()
     if not cached:
-        partial = final.with_name(key + ".partial")  # a killed pretext resumes from its checkpoint
-        train_pretext(cfg, partial, resume=partial.exists())
-        try:
-            os.replace(partial, final)
-        except OSError:  # another process finished the same pretext first: keep its folder
-            shutil.rmtree(partial, ignore_errors=True)
+        with _lock(final.with_name(key + ".lock")):  # one trainer per pretext; the others wait, then reuse it
+            cached = (final / "metrics.json").exists()
+            if not cached:
+                partial = final.with_name(key + ".partial")  # a killed pretext resumes from its checkpoint
+                train_pretext(cfg, partial, resume=partial.exists())
+                os.replace(partial, final)
     model, _ = load_model(final)
     metrics = fileio.read_json(final / "metrics.json")
     return model, {"dir": str(final), "key": key, "cached": cached, "config": asdict(cfg),
