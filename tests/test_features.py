@@ -33,8 +33,8 @@ def test_known_projections_and_profiles():
     assert left[10] == 0 and right[10] == 0  # ink touching the borders
     empty = [r for r in range(28) if r not in (3, 10)]
     assert np.all(left[empty] == 28) and np.all(right[empty] == 28)  # empty row: 28, not 0 like border ink
-    # the report's convention: empty rows give 0
-    _, _, left_r, right_r = _parts(preprocess(x, {"features": "profile112-report"}))
+    # the report's convention: raw values, empty rows give 0
+    _, _, left_r, right_r = _parts(preprocess(x, {"features": "profile112-report"}) / 28)
     assert np.all(left_r[empty] == 0) and left_r[3] == 5 and right_r[3] == 18
 
 

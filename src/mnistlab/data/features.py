@@ -9,9 +9,9 @@ binarised input gives the same ink). The feature vector, in this order, each par
     right profile       (H)  per row, distance of the last ink pixel from the right edge (0 = touches the border)
 
 An empty row has no first ink pixel: `profile112` gives it W (28, "ink beyond the far edge"), so it is told apart
-from ink touching the border; `profile112-report` gives 0 like the report's code. Every value is divided by 28, so
-features lie in [0, 1] (a fixed rescaling; the MLP needs no data-dependent normalisation). The whole 70k set takes
-about a second.
+from ink touching the border; `profile112-report` gives 0 like the report's code. `profile112` divides every value
+by 28, so features lie in [0, 1] (a fixed rescaling; the MLP needs no data-dependent normalisation);
+`profile112-report` keeps the report's raw counts and positions. The whole 70k set takes about a second.
 """
 from __future__ import annotations
 
@@ -50,5 +50,6 @@ def profile112(x: torch.Tensor) -> torch.Tensor:
 
 @FEATURES.register("profile112-report")
 def profile112_report(x: torch.Tensor) -> torch.Tensor:
-    """As the report's code: an empty row's profiles are 0, the same as ink touching the border."""
-    return profile_features(x, empty="zero")
+    """As the report's code: raw counts and positions (0..28, not rescaled); an empty row's profiles are 0, the same
+    as ink touching the border."""
+    return profile_features(x, empty="zero", scale=1.0)

@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 
 from mnistlab import infer
-from mnistlab.config import TrainConfig
+from mnistlab.config import TrainConfig, to_dict
 from mnistlab.data import augment
 from mnistlab.data.preprocess import FEATURES, _load_feature_sets, input_shape, preprocess
 from mnistlab.data.splits import labelled_split
@@ -45,7 +45,8 @@ class FewLabelConfig(TrainConfig):
 
 
 def resolve_recipe(cfg: FewLabelConfig) -> FewLabelConfig:
-    """The report's recipe overrides the optimisation settings (applied after merging, so it is visible in config)."""
+    """The report's recipe overrides the optimisation settings. Applied after config.json is written, so the methods
+    save the settings actually used as config_resolved.json."""
     recipe = cfg.recipe if cfg.recipe != "auto" else ("report" if cfg.model.startswith("seed-") else "ours")
     if recipe not in ("ours", "report"):
         raise MnistlabError(f"unknown recipe {cfg.recipe!r}; valid: auto, ours, report")
@@ -53,7 +54,7 @@ def resolve_recipe(cfg: FewLabelConfig) -> FewLabelConfig:
         raise MnistlabError(f"unknown augment_mode {cfg.augment_mode!r}; valid: online, offline")
     cfg.recipe = recipe
     if recipe == "report":
-        cfg.lr, cfg.weight_decay, cfg.batch_size, cfg.steps = 0.01, 0.0, 80, 0
+        cfg.lr, cfg.weight_decay, cfg.batch_size, cfg.steps, cfg.label_smoothing = 0.01, 0.0, 80, 0, 0.0
         cfg.binarize = 34 if cfg.binarize < 0 else cfg.binarize
         cfg.augment_mode = "offline"
         if cfg.budget != "smoke":
@@ -75,6 +76,7 @@ def load_split(cfg: FewLabelConfig, run: Run) -> FewLabelData:
     """The label draw of `split_seed` (saved as splits.npz) with the smoke subsets applied."""
     if cfg.labels < 2 or cfg.val_labels < 0:
         raise MnistlabError(f"--labels must be ≥ 2 (got {cfg.labels}) and val_labels ≥ 0 (got {cfg.val_labels})")
+    run.save_json("config_resolved.json", to_dict(cfg))
     s = setup(cfg)
     split = labelled_split(s.train_y, cfg.labels, seed=cfg.split_seed, n_val=cfg.val_labels,
                            num_classes=s.ds.num_classes)

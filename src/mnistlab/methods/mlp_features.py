@@ -13,7 +13,8 @@ from mnistlab.runs import Run
 @dataclass
 class MLPFeaturesConfig(FewLabelConfig):
     model: str = "mlp"
-    features: str = "profile112"  # a registered feature set (mnistlab.data.preprocess.FEATURES)
+    features: str = "profile112"  # a registered feature set (mnistlab.data.preprocess.FEATURES); the report recipe
+    # uses profile112-report (raw values, empty row = 0)
     binarize: int = 34  # the features count ink pixels ≥ 34/255 either way; binarised input is the report's
     hidden: int = 256
     dropout: float = 0.3
@@ -34,6 +35,8 @@ BUDGETS = {
 @METHODS.register("mlp-features", config=MLPFeaturesConfig, budgets=BUDGETS, task="fewlabel")
 def run(cfg: MLPFeaturesConfig, run: Run, *, resume: bool = False) -> dict:
     cfg = resolve_recipe(cfg)
+    if cfg.recipe == "report" and cfg.features == "profile112":
+        cfg.features = "profile112-report"  # the report's exact features: raw values, empty row = 0
     d = load_split(cfg, run)
     pre = preprocessing(cfg, features=cfg.features)
     kwargs = {"hidden": [cfg.hidden, cfg.hidden // 2], "dropout": cfg.dropout} if cfg.model == "mlp" else {}
