@@ -63,7 +63,8 @@ def summarise(results: list[dict]) -> list[dict]:
         acc = np.array([r["test_accuracy"] for r in rs])
         rows.append({"row": name, "method": method, "overrides": over, "report": REPORT.get(key or ""),
                      "draws": len(rs), "split_seeds": [r["split_seed"] for r in rs],
-                     "test_accuracy_mean": float(acc.mean()), "test_accuracy_std": float(acc.std(ddof=1)) if len(rs) > 1 else 0.0,
+                     "test_accuracy_mean": float(acc.mean()),
+                     "test_accuracy_std": float(acc.std(ddof=1)) if len(rs) > 1 else 0.0,
                      "test_accuracy_min": float(acc.min()),
                      "val_accuracy_mean": float(np.mean([r["val_accuracy"] for r in rs])),
                      "wall_seconds_mean": float(np.mean([r["wall_seconds"] for r in rs])),
@@ -93,10 +94,11 @@ def write(out: Path, meta: dict, runs: Path, draws: int) -> None:
     meta = {**meta, "loadavg_now": os.getloadavg(), "updated": datetime.now(timezone.utc).isoformat(timespec="seconds")}
     fileio.write_json(out.with_suffix(".json"), {"meta": meta, "rows": rows, "pretexts": pretexts, "runs": results})
     lines = [
-        "# Seed report reproduced: MNIST, 100 labels (80 train + 20 validation), test accuracy on the 10 000 test images",
+        "# Seed report reproduced: MNIST, 100 labels (80 train + 20 validation), accuracy on the 10 000 test images",
         "",
         f"- command: `{meta['command']}`",
-        f"- date: {meta['date']} (updated {meta['updated']}), git {meta['git_sha']}{' (dirty)' if meta['git_dirty'] else ''}",
+        f"- date: {meta['date']} (updated {meta['updated']}), git {meta['git_sha']}"
+        f"{' (dirty)' if meta['git_dirty'] else ''}",
         f"- machine: {meta['cpu']}, {meta['cpu_count']} cores, torch threads {meta['threads']}, precision auto (bf16)",
         f"- load average at start {tuple(round(v, 1) for v in meta['loadavg_start'])}, now "
         f"{tuple(round(v, 1) for v in meta['loadavg_now'])}: the CPU was shared with other jobs, so wall times are "
@@ -114,7 +116,8 @@ def write(out: Path, meta: dict, runs: Path, draws: int) -> None:
                      f"{r['test_accuracy_min']:.4f} | {r['draws']} | {r['val_accuracy_mean']:.3f} | "
                      f"{r['wall_seconds_mean']:.0f} | {beat} |")
     lines += ["", "## RotNet pretext (rotation 0/90/180/270° on all 60 000 training images; cached, trained once)", "",
-              "| model | steps × images | rotated-test accuracy (40 000) | train wall s (under load) |", "|---|---|---|---|"]
+              "| model | steps × images | rotated-test accuracy (40 000) | train wall s (under load) |",
+              "|---|---|---|---|"]
     for name, p in pretexts.items():
         c = p["config"]
         lines.append(f"| {name} | {c['steps']} × {c['batch_size']} (×4 rotations) | {p['pretext_test_accuracy']:.4f} | "

@@ -1,5 +1,4 @@
 """Augmentations: shape, dtype and range kept, identity at zero strength, deterministic, and doing what they say."""
-import numpy as np
 import pytest
 import torch
 

@@ -53,7 +53,8 @@ def test_transfer_copies_all_but_the_output_layer():
     pre = create_model("seed-rotnet", num_classes=4)
     tgt = create_model("seed-rotnet", num_classes=10)
     copied = transfer_weights(pre, tgt)
-    assert "features.0.weight" in copied and "head.0.weight" in copied and not any(k.startswith("head.2") for k in copied)
+    assert "features.0.weight" in copied and "head.0.weight" in copied
+    assert not any(k.startswith("head.2") for k in copied)
     assert torch.equal(tgt.features[0].weight, pre.features[0].weight)
     assert tgt.head[2].weight.shape == (10, 1024)
 

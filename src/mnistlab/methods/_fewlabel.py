@@ -16,7 +16,7 @@ import torch.nn.functional as F
 from mnistlab import infer
 from mnistlab.config import TrainConfig, to_dict
 from mnistlab.data import augment
-from mnistlab.data.preprocess import FEATURES, _load_feature_sets, input_shape, preprocess
+from mnistlab.data.preprocess import FEATURES, _load_feature_sets, input_shape
 from mnistlab.data.splits import labelled_split
 from mnistlab.errors import MnistlabError
 from mnistlab.evaluate.metrics import accuracy, confusion, most_confused, nll, per_class_report
@@ -33,10 +33,11 @@ class FewLabelConfig(TrainConfig):
     val_labels: int = 20  # carved from `labels` (the report: 80 train / 20 validation); watched, never selected on
     split_seed: int = 0  # which images are labelled (independent of `seed`, the training seed)
     augment: bool = False
-    augment_mode: str = "online"  # online: a fresh `digit_augment` per batch | offline: ×(expand+1) once, like the report
+    augment_mode: str = "online"  # online: fresh `digit_augment` per batch | offline: ×(expand+1) once (the report)
     expand: int = 10  # offline copies per labelled image (the report: 10)
     aug_strength: float = 1.0  # `augment.digit_augment` strength (1 = ±15°, ±10 % shift, stroke ±1 px, elastic/persp.)
-    recipe: str = "auto"  # ours | report (Adam lr 0.01, 20 epochs, batch 80, binarised, offline ×10) | auto: report for seed-*
+    # ours | report (Adam lr 0.01, 20 epochs, batch 80, binarised at 34, offline ×10) | auto: report for seed-* models
+    recipe: str = "auto"
     binarize: int = -1  # ≥0: ink = pixel ≥ threshold before the model (the report: 34); -1 = grey levels
     steps: int = 0  # optimiser steps; 0 = epochs × steps per epoch
     label_smoothing: float = 0.0

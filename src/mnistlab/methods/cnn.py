@@ -22,8 +22,8 @@ class CNNConfig(FewLabelConfig):
 
 
 BUDGETS = {
-    "smoke": {"model": "rotnet-cnn-small", "steps": 6, "batch_size": 32, "test_subset": 500, "epochs": 1, "eval_points": 2,
-              "expand": 2},
+    "smoke": {"model": "rotnet-cnn-small", "steps": 6, "batch_size": 32, "test_subset": 500, "epochs": 1,
+              "eval_points": 2, "expand": 2},
     "quick": {},
     "full": {},
 }

@@ -157,7 +157,8 @@ def train_pretext(cfg: PretextConfig, out: Path, *, resume: bool = False) -> dic
         return {"loss": F.cross_entropy(logits.float(), y), "acc": (logits.argmax(1) == y).float().mean()}
 
     history = fit(model, opt, run=run, total_steps=cfg.steps, batch_at=batch_at, loss_fn=loss_fn,
-                  evaluate=lambda step: {"test_rot_accuracy": rotation_accuracy(model, watch, precision=precision, pre=pre)},
+                  evaluate=lambda step: {"test_rot_accuracy": rotation_accuracy(model, watch, precision=precision,
+                                                                                 pre=pre)},
                   eval_every=max(1, cfg.steps // 10), steps_per_epoch=batcher.steps_per_epoch,
                   lr_at=cosine_lr(cfg.steps, warmup=min(50, cfg.steps // 10)), precision=precision, seed=cfg.seed,
                   ckpt_every=200, resume=resume, desc=f"rotnet pretext {cfg.model}")
@@ -165,8 +166,9 @@ def train_pretext(cfg: PretextConfig, out: Path, *, resume: bool = False) -> dic
     run.save_figure("learning_curves.png", plots.learning_curves(history))
     by_digit = rotation_accuracy_by_class(model, vx, vy, precision=precision, pre=pre)
     acc = float(sum(by_digit[c] * np.sum(vy == c) for c in by_digit) / len(vy))  # = over all 4 × len(vx)
-    return run.finish({"pretext_test_accuracy": acc, "pretext_test_accuracy_by_digit": by_digit, "pretext_test_images": int(len(vx)) * 4,
-                       "pretext_train_images": int(len(tx)), "steps": cfg.steps,
+    return run.finish({"pretext_test_accuracy": acc, "pretext_test_accuracy_by_digit": by_digit,
+                       "pretext_test_images": int(len(vx)) * 4, "pretext_train_images": int(len(tx)),
+                       "steps": cfg.steps,
                        "epochs": round(cfg.steps * cfg.batch_size / len(tx), 3), "precision": precision,
                        # CPU time of this process (all threads): what the wall time would be on idle cores, × threads
                        "cpu_seconds": round(time.process_time() - cpu0, 1), "threads": torch.get_num_threads(),

@@ -7,7 +7,6 @@ seed models, so RotNet transfer treats them alike.
 """
 from __future__ import annotations
 
-import torch
 from torch import nn
 
 from mnistlab.models import MODELS
