@@ -185,6 +185,7 @@ def test_rejector_decisions_are_shown(runs, digits, tmp_path):
     rejector = load_rejector(run_dir)
     with TestClient(create_app(run_dir)) as c:
         assert c.get("/api/models").json()["classifiers"][0]["rejector"] is True
+        assert c.app.state.engine.classifiers[0].fused  # cnn: logits = head(embed(x)), one pass gives both
         for img in digits:
             d = c.post("/api/predict", json={"pixels": img.tolist()}).json()
             ref = rejector.decide(infer.logits(model, img[None, None]), infer.embeddings(model, img[None, None]))
@@ -203,6 +204,7 @@ def test_page_and_static_files(client):
     for name in ("app.js", "style.css"):
         assert client.get(f"/static/{name}").status_code == 200
     assert "http://" not in r.text and "https://" not in r.text  # offline: nothing fetched from elsewhere
+    assert client.get("/docs").status_code == 404  # FastAPI's docs page would load Swagger UI from a CDN
 
 
 # --------------------------------------------------------------------------------------------------- bad input
@@ -356,11 +358,18 @@ def test_create_app_refuses_unsuitable_runs(runs, tmp_path):
         create_app([])
 
 
-def test_serve_cli_errors_are_one_line(cli, tmp_path):
-    code, _, err = cli("serve", "--run", tmp_path / "nope")
+def test_serve_cli_errors_are_one_line(cli, tmp_path, runs):
+    code, _, err = cli("serve", "--run", tmp_path / "nope", "--port", 1)
     assert code == 2 and "does not exist" in err and len(err.strip().splitlines()) == 1
     code, _, err = cli("serve", "--run", tmp_path, "--port", "70000")
     assert code == 2 and "port" in err
+    import socket
+
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        code, _, err = cli("serve", "--run", runs["clf"], "--port", busy.getsockname()[1])
+        assert code == 2 and "cannot listen on 127.0.0.1" in err and len(err.strip().splitlines()) == 1
 
 
 def test_openapi_documents_the_api(client):

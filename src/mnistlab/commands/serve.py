@@ -8,7 +8,7 @@ from mnistlab.errors import MnistlabError
 
 def register(sub) -> None:
     p = sub.add_parser("serve", help="web page + JSON API: draw a digit, see what the networks think",
-                       description="Serve trained runs on a local web page and a JSON API (OpenAPI at /docs).")
+                       description="Serve trained runs on a local web page and a JSON API (schema at /openapi.json).")
     p.add_argument("--run", action="append", required=True, metavar="DIR",
                    help="classifier run folder (repeat for several; the first answers at the top level)")
     p.add_argument("--detector", metavar="DIR", help="digit/non-digit detector run folder (adds p_digit)")
@@ -38,12 +38,27 @@ def serve(args: argparse.Namespace) -> int:
     if args.threads > 0:
         torch.set_num_threads(args.threads)
     app = create_app(args.run, detector_dir=args.detector, gan_dir=args.gan, inference=args.inference)
+    check_bind(args.host, args.port)  # a busy port is a one-line error, not uvicorn's log + exit 1
     if args.host not in ("127.0.0.1", "localhost", "::1"):
         print(f"mnistlab: note: binding {args.host} exposes the server beyond this machine")
-    print(f"mnistlab: serving {', '.join(args.run)} on http://{args.host}:{args.port}/ (API docs at /docs)",
-          flush=True)
-    try:
-        uvicorn.run(app, host=args.host, port=args.port, log_level="warning", access_log=False)
-    except OSError as e:
-        raise MnistlabError(f"cannot bind {args.host}:{args.port}: {e.strerror or e}") from None
+    print(f"mnistlab: serving {', '.join(args.run)} on http://{args.host}:{args.port}/ "
+          f"(OpenAPI schema at /openapi.json; Ctrl-C stops)", flush=True)
+    uvicorn.run(app, host=args.host, port=args.port, log_level="warning", access_log=False)
     return 0
+
+
+def check_bind(host: str, port: int) -> None:
+    """Can we listen on host:port? (uvicorn itself would log the error and exit 1.)"""
+    import socket
+
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except socket.gaierror as e:
+        raise MnistlabError(f"--host {host}: {e.strerror}") from None
+    family, _, _, _, addr = infos[0]
+    with socket.socket(family, socket.SOCK_STREAM) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn does
+        try:
+            s.bind(addr)
+        except OSError as e:
+            raise MnistlabError(f"cannot listen on {host}:{port}: {e.strerror or e}") from None

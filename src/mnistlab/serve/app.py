@@ -133,7 +133,8 @@ def create_app(classifier_dir: str | Path | list, detector_dir: str | Path | Non
         yield
         engine.close()
 
-    app = FastAPI(title="mnistlab", version=__version__, lifespan=lifespan,
+    # no /docs or /redoc: FastAPI's pages load Swagger/ReDoc from a CDN, and this server works offline
+    app = FastAPI(title="mnistlab", version=__version__, lifespan=lifespan, docs_url=None, redoc_url=None,
                   description="Draw a digit, see what the networks think. Every error is `{\"detail\": message}`.")
     app.state.engine = engine
 
