@@ -7,8 +7,17 @@ import sys
 import time
 
 import pytest
+import torch
 
 SMOKE = ["--budget", "smoke", "--threads", "1"]
+
+
+@pytest.fixture(autouse=True)
+def _keep_torch_threads():
+    """In-process runs with --threads change torch's global thread count: restore it for the tests that follow."""
+    n = torch.get_num_threads()
+    yield
+    torch.set_num_threads(n)
 
 
 def _one_line(code, out, err, *needles):
@@ -86,7 +95,10 @@ def test_ctrl_c_message(tmp_path):
     out = tmp_path / "run"
     proc = subprocess.Popen([sys.executable, "-m", "mnistlab", "supervised", *SMOKE, "--epochs", "20", "--out",
                              str(out)], env={**os.environ, "MNISTLAB_QUIET": "1"}, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+                            stderr=subprocess.PIPE, text=True,
+                            # a shell's background jobs ignore SIGINT, and children inherit that: restore the default
+                            # so that Python installs its KeyboardInterrupt handler, as in a terminal
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.time() + 120
     while time.time() < deadline and proc.poll() is None and not (out / "metrics.jsonl").exists():
         time.sleep(0.02)

@@ -3,6 +3,7 @@ import json
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 from mnistlab.data import load_dataset
@@ -12,15 +13,28 @@ from mnistlab.errors import MnistlabError
 N = 40
 
 
+@pytest.fixture(autouse=True)
+def _keep_torch_threads():
+    """In-process runs with --threads change torch's global thread count: restore it for the tests that follow."""
+    n = torch.get_num_threads()
+    yield
+    torch.set_num_threads(n)
+
+
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
     """A smoke-budget classifier run, and the MNIST test images it is applied to."""
     from mnistlab import api
     from mnistlab.train import setup_threads
 
+    threads = torch.get_num_threads()
     setup_threads(1)
     out = tmp_path_factory.mktemp("predict") / "run"
-    api.train("supervised", command="supervised", out=out, budget="smoke", overrides={"train_subset": 2048, "epochs": 2, "test_subset": N, "augment": False})
+    try:
+        api.train("supervised", command="supervised", out=out, budget="smoke",
+                  overrides={"train_subset": 2048, "epochs": 2, "test_subset": N, "augment": False})
+    finally:
+        torch.set_num_threads(threads)
     ds = load_dataset("mnist")
     return out, ds.test_x[:N], ds.test_y[:N]
 
@@ -28,8 +42,6 @@ def trained(tmp_path_factory):
 @pytest.fixture(scope="module")
 def detector(tmp_path_factory):
     """A binary (class 1 = digit) run folder as the detector issue will write it (untrained weights suffice here)."""
-    import torch
-
     from mnistlab.models import create_model, model_spec
     from mnistlab.runs import Run
 

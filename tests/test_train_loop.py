@@ -7,7 +7,6 @@ import subprocess
 import sys
 import time
 
-import numpy as np
 import pytest
 import torch
 
@@ -17,6 +16,14 @@ from mnistlab.train import Batcher, checkpoint_meta, fit
 
 SMALL = ["--budget", "smoke", "--threads", "1", "--epochs", "3", "--set", "ckpt_every=2", "--set", "test_subset=200"]
 TIMING = {"seconds", "wall_seconds"}  # the only fields allowed to differ between two runs of the same config
+
+
+@pytest.fixture(autouse=True)
+def _keep_torch_threads():
+    """In-process runs with --threads change torch's global thread count: restore it for the tests that follow."""
+    n = torch.get_num_threads()
+    yield
+    torch.set_num_threads(n)
 
 
 def _env():

@@ -6,6 +6,11 @@ A method hands `fit` a module, its optimisers and three functions of the step nu
     evaluate(step)        -> {name: float}    (called every `eval_every` steps and at the end)
 Two extension points, no event system: `optimize(batch, step)` replaces the default zero_grad/backward/step (the GAN's
 two optimisers), `after_step(step)` runs after each update (EMA).
+
+Checkpoints (safetensors + JSON metadata) are written at step 0, every `ckpt_every` steps, at every evaluation and at
+the end; `resume=True` continues from the last one with the same numbers as an uninterrupted run (data, augmentation
+and dropout are functions of the step). A method may call `fit` more than once on one run (pre-training, then
+fine-tuning) with distinct `ckpt_name`s: each stage remembers where its lines of metrics.jsonl start.
 """
 from __future__ import annotations
 
