@@ -295,6 +295,19 @@ def test_gan_sample_without_gan_or_bad_query(client, query, code, words):
     assert r.status_code == code and words in r.json()["detail"], r.text
 
 
+def test_user_errors_from_shared_code_are_400(runs, digits, monkeypatch):
+    """A MnistlabError raised below the routes (here: by the image normalisation) is a 400 with its message."""
+    import mnistlab.serve.app as serve_app
+
+    def broken(gray):
+        raise MnistlabError("image has NaN/inf pixels")
+
+    monkeypatch.setattr(serve_app, "to_mnist_28", broken)
+    with TestClient(create_app(runs["clf"])) as c:
+        r = c.post("/api/predict", content=png(on_paper(digits[0])), headers={"content-type": "image/png"})
+        assert r.status_code == 400 and r.json() == {"detail": "image has NaN/inf pixels"}
+
+
 def test_unknown_route_and_method(client):
     assert client.get("/api/nope").status_code == 404 and "detail" in client.get("/api/nope").json()
     assert client.get("/api/predict").status_code == 405

@@ -142,6 +142,10 @@ def create_app(classifier_dir: str | Path | list, detector_dir: str | Path | Non
     async def http_error(request: Request, exc: StarletteHTTPException):
         return JSONResponse({"detail": str(exc.detail)}, status_code=exc.status_code, headers=exc.headers)
 
+    @app.exception_handler(MnistlabError)
+    async def user_error(request: Request, exc: MnistlabError):  # e.g. from the shared image normalisation
+        return JSONResponse({"detail": str(exc).splitlines()[0][:300]}, status_code=400)
+
     @app.exception_handler(RequestValidationError)
     async def validation_error(request: Request, exc: RequestValidationError):
         parts = [f"{'.'.join(str(p) for p in e.get('loc', ())[1:]) or 'request'}: {e.get('msg')}" for e in exc.errors()]
