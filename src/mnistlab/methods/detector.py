@@ -58,8 +58,11 @@ class DetectorConfig(TrainConfig):
 
 
 BUDGETS = {
+    # smoke runs on one thread: on 2 shared cores under load, small convs took 5–7 s per step on two threads and
+    # ≈ 0.2 s on one (a 35 s smoke run became 330 s)
     "smoke": {"positives": 512, "negatives": 512, "val_size": 150, "test_negatives": 300, "test_subset": 300,
-              "epochs": 1, "batch_size": 64, "lofo_epochs": 0.5, "families": ["uniform", "lines", "digit-tiles"]},
+              "epochs": 1, "batch_size": 64, "lofo_epochs": 0.5, "families": ["uniform", "lines", "digit-tiles"],
+              "threads": 1},
     "quick": {},
     "full": {"epochs": 4, "lofo_epochs": 1.0},
 }
