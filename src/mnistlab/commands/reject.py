@@ -119,10 +119,11 @@ def analyse(run_dir: Path, out: Path, *, ood: list[str], noise: int, calib_max: 
         other = load_dataset(name)
         if other.shape != ds.shape:
             raise MnistlabError(f"--ood {name}: images {other.shape} do not match {ds.name} {ds.shape}")
-        sources[name] = other.test_x
+        # as many outliers as in-distribution test images (at most): a smoke run's 500 test images get 500
+        sources[name] = other.test_x[: len(test_y)]
     if noise:
         for kind in NOISE_KINDS:
-            sources[kind] = noise_images(kind, noise, ds.shape, seed=seed)
+            sources[kind] = noise_images(kind, min(noise, len(test_y)), ds.shape, seed=seed)
     fractions, ood_out, dist_scores = {}, {}, {}
     for name, x in sources.items():
         d = rej.decide(*forward(x)) if name != f"{ds.name} test" else rej.decide(te_lg, te_f)
@@ -210,8 +211,9 @@ def register(sub) -> None:
     p.add_argument("--run", required=True, help="a finished classifier run folder")
     p.add_argument("--out", help="where reject.json and the plots go (default: the run folder)")
     p.add_argument("--ood", action="append", metavar="DATASET",
-                   help="an outlier dataset to feed (e.g. fashion-mnist); repeatable")
-    p.add_argument("--noise", type=int, default=1000, help="noise images of each kind to feed (0 = none)")
+                   help="an outlier dataset to feed: its test images, at most as many as the run's test images "
+                        "(e.g. fashion-mnist); repeatable")
+    p.add_argument("--noise", type=int, default=1000, help="noise images of each kind to feed (0 = none; at most the number of test images)")
     p.add_argument("--calib-max", type=int, default=20000,
                    help="at most this many calibration images (random, seeded; 0 = all)")
     p.add_argument("--coverage", type=float, default=0.95,
