@@ -96,7 +96,8 @@ def write(out: Path, meta: dict, runs: Path, draws: int) -> None:
     lines = [
         "# Seed report reproduced: MNIST, 100 labels (80 train + 20 validation), accuracy on the 10 000 test images",
         "",
-        f"- command: `{meta['command']}`",
+        f"- command: `{meta['command']}`; reproduce everything with `python benchmarks/seed_report.py` (rows may be "
+        "split over parallel processes with `--only`; `--summary-only` rewrites these tables from the finished runs)",
         f"- date: {meta['date']} (updated {meta['updated']}), git {meta['git_sha']}"
         f"{' (dirty)' if meta['git_dirty'] else ''}",
         f"- machine: {meta['cpu']}, {meta['cpu_count']} cores, torch threads {meta['threads']}, precision auto (bf16)",
@@ -167,10 +168,16 @@ def main(argv=None) -> int:
     out.parent.mkdir(parents=True, exist_ok=True)
     only = [s for s in args.only.split(",") if s]
     if args.summary_only:
+        if (Path(args.runs) / "benchmark_start.json").exists():
+            meta.update(fileio.read_json(Path(args.runs) / "benchmark_start.json"))
         write(out, meta, Path(args.runs), args.draws)
         return 0
     runs = Path(args.runs)
     runs.mkdir(parents=True, exist_ok=True)
+    start = runs / "benchmark_start.json"  # the first process of a (possibly parallel) benchmark records the start
+    if not start.exists():
+        fileio.write_json(start, {"date": meta["date"], "loadavg_start": meta["loadavg_start"]})
+    meta.update(fileio.read_json(start))
     from mnistlab.methods.rotnet import pretrained_pretext
 
     for name, key, method, over in ROWS:

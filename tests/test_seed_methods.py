@@ -67,7 +67,7 @@ def test_report_recipe_and_validation_from_labels():
 
     cfg = resolve_recipe(resolve_config("cnn", budget="full", overrides={"model": "seed-cnn"}))
     assert (cfg.recipe, cfg.lr, cfg.epochs, cfg.batch_size, cfg.binarize, cfg.augment_mode) == \
-        ("report", 0.01, 20, 80, 34, "offline")
+        ("report", 0.01, 20, 0, 34, "offline")  # batch 0 = the whole training set, as the report
     assert resolve_recipe(resolve_config("cnn", budget="full")).recipe == "ours"
     y = load_dataset("mnist").train_y
     sp = labelled_split(y, 100, seed=3, n_val=20)

@@ -36,7 +36,7 @@ class FewLabelConfig(TrainConfig):
     augment_mode: str = "online"  # online: fresh `digit_augment` per batch | offline: ×(expand+1) once (the report)
     expand: int = 10  # offline copies per labelled image (the report: 10)
     aug_strength: float = 1.0  # `augment.digit_augment` strength (1 = ±15°, ±10 % shift, stroke ±1 px, elastic/persp.)
-    # ours | report (Adam lr 0.01, 20 epochs, batch 80, binarised at 34, offline ×10) | auto: report for seed-* models
+    # ours | report (Adam lr 0.01, 20 full-batch epochs, binarised at 34, offline ×10) | auto: report for seed-* models
     recipe: str = "auto"
     binarize: int = -1  # ≥0: ink = pixel ≥ threshold before the model (the report: 34); -1 = grey levels
     steps: int = 0  # optimiser steps; 0 = epochs × steps per epoch
@@ -55,7 +55,8 @@ def resolve_recipe(cfg: FewLabelConfig) -> FewLabelConfig:
         raise MnistlabError(f"unknown augment_mode {cfg.augment_mode!r}; valid: online, offline")
     cfg.recipe = recipe
     if recipe == "report":
-        cfg.lr, cfg.weight_decay, cfg.batch_size, cfg.steps, cfg.label_smoothing = 0.01, 0.0, 80, 0, 0.0
+        # the report's batch is the whole training set ("80 lots … soit l'entièreté des données"): batch_size 0
+        cfg.lr, cfg.weight_decay, cfg.batch_size, cfg.steps, cfg.label_smoothing = 0.01, 0.0, 0, 0, 0.0
         cfg.binarize = 34 if cfg.binarize < 0 else cfg.binarize
         cfg.augment_mode = "offline"
         if cfg.budget != "smoke":
@@ -132,7 +133,7 @@ def train_classifier(cfg: FewLabelConfig, run: Run, d: FewLabelData, *, model: t
                               strength=cfg.aug_strength)
         y_tr = y_tr.repeat(cfg.expand + 1)
     x_in = None if online else to_input(x_tr, pre)  # fixed inputs: preprocessed once
-    bs = min(cfg.batch_size, len(y_tr))
+    bs = min(cfg.batch_size, len(y_tr)) if cfg.batch_size > 0 else len(y_tr)  # 0 = full batch
     batcher = Batcher(len(y_tr), bs, seed=cfg.seed, rank=s.rank, world=s.world)
     total = cfg.steps or max(1, round(cfg.epochs * batcher.steps_per_epoch))
     params = params if params is not None else list(model.parameters())
