@@ -100,22 +100,21 @@ def _classes(dataset: str | None, k: int) -> tuple[str, ...]:
 
 
 def _load_rejector(run_dir: Path):
-    try:
-        from mnistlab.evaluate.rejection import load_rejector
-    except ImportError:
-        return None
-    if not any(run_dir.glob("rejector*")):
-        return None
-    return load_rejector(run_dir)
+    """The run's rejector (`mnistlab reject --run DIR` saves one), or None."""
+    from mnistlab.evaluate.rejection import load_rejector
+
+    return load_rejector(run_dir) if (run_dir / "rejector.json").exists() else None
 
 
 def check_28(spec: dict, what: str, d: Path) -> None:
+    """The page and the API make 1×28×28 images: refuse a model made for anything else."""
     shape = tuple(spec.get("in_shape", ()))
     if not spec.get("preprocess", {}).get("features") and shape != (1, 28, 28):
         raise MnistlabError(f"{what} {d}: model takes {shape} inputs; the page serves 1×28×28 images")
 
 
 def load_classifier(d: str | Path, name: str) -> Classifier:
+    """A finished classifier run folder → Classifier (model, class names, metrics, rejector if fitted)."""
     r = load_run(d)
     check_28(r.spec, "--run", r.dir)
     info = {"method": r.config.get("method"), "dataset": r.config.get("dataset"), "model": r.spec.get("name"),
