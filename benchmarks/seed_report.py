@@ -1,7 +1,7 @@
 """The seed report reproduced and beaten: every few-label method ± augmentation over several label draws, MNIST-100.
 
     python benchmarks/seed_report.py                  # all rows, split seeds 0..4, budget full
-    python benchmarks/seed_report.py --only cnn --draws 3 --threads 2
+    python benchmarks/seed_report.py --only "CNN + aug|seed-cnn" --draws 3
 
 Each (row, split seed) is one `mnistlab fewlabel` run (in-process, `api.train`) in benchmarks/runs/seed_report/;
 finished runs are reused, so an interrupted benchmark continues where it stopped. The RotNet pretexts are trained
@@ -151,7 +151,7 @@ def main(argv=None) -> int:
     p.add_argument("--draws", type=int, default=5, help="split seeds 0..draws-1")
     p.add_argument("--budget", default="full")
     p.add_argument("--threads", type=int, default=1, help="1 is fastest on a loaded machine; run rows in parallel")
-    p.add_argument("--only", default="", help="comma-separated substrings of row names to run")
+    p.add_argument("--only", default="", help="substrings of row names to run, separated by | (names hold commas)")
     p.add_argument("--runs", default=str(ROOT / "runs" / "seed_report"))
     p.add_argument("--out", default=str(ROOT / "results" / "seed_report"))
     p.add_argument("--summary-only", action="store_true", help="rewrite the tables from the finished runs")
@@ -166,7 +166,7 @@ def main(argv=None) -> int:
             "torch": torch.__version__, "loadavg_start": os.getloadavg(), "budget": args.budget}
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    only = [s for s in args.only.split(",") if s]
+    only = [s for s in args.only.split("|") if s]
     if args.summary_only:
         if (Path(args.runs) / "benchmark_start.json").exists():
             meta.update(fileio.read_json(Path(args.runs) / "benchmark_start.json"))
