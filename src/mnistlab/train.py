@@ -171,9 +171,17 @@ class Batcher:
         return torch.from_numpy(batch[self.rank:: self.world])
 
 
+def _rank_salt() -> int:
+    """0 in a single process (so its numbers never change); distinct per process under torchrun."""
+    return dist.get_rank() * 1_000_000_007 if dist.is_initialized() else 0
+
+
 def step_generator(seed: int, step: int, stream: int = 0) -> torch.Generator:
-    """A torch generator for augmentation at `step`, independent of everything that ran before (resumable)."""
-    return torch.Generator().manual_seed((seed * 1_000_003 + step) * 7 + stream)
+    """A torch generator for augmentation at `step`, independent of everything that ran before (resumable).
+
+    Under DDP each process gets its own draws for its share of the batch, as one process would for the whole batch.
+    """
+    return torch.Generator().manual_seed((seed * 1_000_003 + step) * 7 + stream + _rank_salt())
 
 
 # ------------------------------------------------------------------------------------------------ checkpoint
@@ -320,7 +328,7 @@ def fit(module: torch.nn.Module, optimizers: dict[str, torch.optim.Optimizer] | 
     bar = _progress(total_steps, start, desc, run.writer)
     module.train()
     for step in range(start, total_steps):
-        torch.manual_seed(seed * 1_000_003 + step)  # dropout & co: a function of the step, so resume replays it
+        torch.manual_seed(seed * 1_000_003 + step + _rank_salt())  # dropout & co: a function of the step (resumable)
         if lr_at is not None:
             scale = lr_at(step)
             for opt in optimizers.values():
