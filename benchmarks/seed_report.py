@@ -42,6 +42,8 @@ ROWS = [
     ("seed-mlp, report recipe", "mlp", "mlp-features", {"model": "seed-mlp"}),
     ("seed-cnn, report recipe", "cnn", "cnn", {"model": "seed-cnn"}),
     ("seed-cnn + aug ×10 offline, report recipe", "cnn+aug", "cnn", {"model": "seed-cnn", "augment": True}),
+    ("seed-cnn + aug, our recipe (online aug, AdamW, 300 steps)", "cnn+aug", "cnn",
+     {"model": "seed-cnn", "augment": True, "recipe": "ours"}),
     ("seed-rotnet frozen, report recipe", "rotnet", "rotnet", {"model": "seed-rotnet", "transfer": "frozen"}),
     ("seed-rotnet frozen + aug ×10, report recipe", "rotnet+aug", "rotnet",
      {"model": "seed-rotnet", "transfer": "frozen", "augment": True}),
