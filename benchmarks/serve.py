@@ -86,7 +86,8 @@ def prepare(root: Path, *, smoke: bool, log: list) -> tuple[Path, Path, dict]:
         ds = load_dataset("mnist")
         x, y = ds.train_x[-3000:], ds.train_y[-3000:]  # calibration images (training set, never test)
         fit_rejector(infer.logits(model, x), infer.embeddings(model, x), y, num_classes=10).save(clf)
-        log.append({"command": f"fit_rejector on 3000 training images → {clf}/rejector.json"})
+    log.append({"command": f"evaluate.rejection.fit_rejector on the last 3000 training images → {clf}/rejector.json "
+                           "(kept when present)"})
     sh(["detect", "train", "--budget", "smoke", "--no-lofo", "--out", str(det), "--resume", "--json"], log)
     return clf, det, {"test_accuracy": m.get("test_accuracy"), "run": str(clf)}
 
