@@ -94,6 +94,18 @@ def run_cli(args: list[str], out: Path, log: list[dict], extra: dict, *, start: 
     return metrics
 
 
+def group_of(entry: dict) -> str:
+    """The setting a run belongs to, from its own command line: what differs between runs of a setting is only
+    the seed (supervised) or the label draw (few-label)."""
+    args = shlex.split(entry["command"])
+    sets = [args[i + 1] for i, a in enumerate(args) if a == "--set"]
+    if entry["part"] == "supervised":
+        epochs = args[args.index("--epochs") + 1] if "--epochs" in args else "default"
+        return f"supervised (60 000 labels, {epochs} epochs)"
+    label = entry["method"] + (" + augment" if "--augment" in args else "") + "".join(" " + kv for kv in sets)
+    return f"{label}, {entry['labels']} labels"
+
+
 def run_dir(entry: dict) -> Path:
     args = shlex.split(entry["command"])
     return Path(args[args.index("--out") + 1])
@@ -168,6 +180,17 @@ def main(argv: list[str] | None = None) -> int:
     log: list[dict] = []
     groups: dict[str, list[dict]] = {}
 
+    if args.report_only:  # every run recorded under --runs, grouped as the runs themselves say
+        for path in sorted(runs_dir.glob("*/benchmark_entry.json")):
+            entry = json.loads(path.read_text())
+            if "metrics" in entry and (path.parent / "metrics.json").is_file():
+                log.append(entry)
+                groups.setdefault(group_of(entry), []).append(entry)
+        groups = dict(sorted(groups.items(), key=lambda kv: (not kv[0].startswith("supervised"),
+                                                             ", 1000 labels" in kv[0], kv[0])))
+        write(name, args, started, load_start, log, groups, budget, final=True)
+        return 0
+
     if args.only in (None, "supervised"):
         for seed in args.seeds:
             extra = [] if args.smoke else ["--epochs", f"{args.epochs:g}"]
@@ -176,7 +199,8 @@ def main(argv: list[str] | None = None) -> int:
             run_cli(["supervised", *common, "--seed", str(seed), *extra, *sets],
                     runs_dir / f"supervised-e{args.epochs:g}-s{seed}", log, {"part": "supervised", "seed": seed},
                     start=not args.report_only)
-            groups.setdefault(f"supervised (60 000 labels, {args.epochs:g} epochs)", []).extend(log[before:])
+            for e in log[before:]:
+                groups.setdefault(group_of(e), []).append(e)
             write(name, args, started, load_start, log, groups, budget, final=False)
 
     few = args.methods or methods_for("fewlabel")
@@ -193,8 +217,8 @@ def main(argv: list[str] | None = None) -> int:
                                 runs_dir / f"{method}{'-aug' if aug else ''}{tag}-{labels}-d{split}", log,
                                 {"part": "fewlabel", "method": method, "labels": labels, "split_seed": split,
                                  "augment": aug}, start=not args.report_only)
-                        label = f"{method}{' + augment' if aug else ''}{''.join(' ' + kv for kv in args.fewlabel_set)}"
-                        groups.setdefault(f"{label}, {labels} labels", []).extend(log[before:])
+                        for e in log[before:]:
+                            groups.setdefault(group_of(e), []).append(e)
                     write(name, args, started, load_start, log, groups, budget, final=False)
     write(name, args, started, load_start, log, groups, budget, final=True)
     return 0
