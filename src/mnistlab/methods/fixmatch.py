@@ -1,0 +1,209 @@
+"""FixMatch (Sohn et al. 2020) for few-label digits, with the pieces that make it converge fast on a CPU.
+
+Per step: labelled batch `x_lb` (B, weak view) + unlabelled batch of μB images seen twice, weak `x_ulb_w` and
+strong `x_ulb_s`. The teacher (the EMA of the student by default, or the student itself as in the paper) labels the
+weak view; where its confidence passes the threshold, the student must predict that label on the strong view.
+Options: distribution alignment of the teacher's probabilities (ReMixMatch), and FreeMatch's self-adaptive
+class thresholds (`threshold_mode="adaptive"`, registered as the `freematch` method in methods/freematch.py).
+
+Model selection: none. The EMA model after the last step is evaluated and saved — never a checkpoint chosen on the
+test set; with `val_labels` > 0 a validation split carved from the labels is reported beside it.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from mnistlab.config import TrainConfig
+from mnistlab.data.preprocess import as_tensor
+from mnistlab.data.randaugment import strong_view, weak_view
+from mnistlab.data.splits import labelled_split
+from mnistlab.errors import MnistlabError
+from mnistlab.methods import METHODS
+from mnistlab.methods._common import classifier_outputs, cosine_lr, eval_split, setup
+from mnistlab.methods._ema import EMA
+from mnistlab.models import count_params, create_model, model_spec
+from mnistlab.train import Batcher, fit, prepare_module, step_generator
+
+
+@dataclass
+class FixMatchConfig(TrainConfig):
+    model: str = "cnn"
+    labels: int = 100  # labelled images, class-balanced (val_labels of them held out for validation)
+    split_seed: int = 0  # which images are labelled (independent of the training seed)
+    val_labels: int = 0  # labels carved out as a validation split (reported, never used to choose anything)
+    augment: bool = True  # weak view on the labelled batch
+    batch_size: int = 32  # labelled images per step (B)
+    mu: int = 7  # unlabelled images per step = mu × B
+    epochs: float = 12.0  # passes over the unlabelled set (steps = epochs × N_unlabelled / (mu B))
+    steps: int = 0  # optimiser steps; 0 = from epochs
+    lr: float = 0.05  # SGD nesterov, momentum 0.9, cosine decay to 0 after a short warm-up
+    weight_decay: float = 5e-4
+    lambda_u: float = 1.0  # weight of the unlabelled loss
+    threshold: float = 0.95  # confidence a pseudo-label needs (fixed mode); upper scale in adaptive mode
+    threshold_mode: str = "fixed"  # fixed | adaptive (FreeMatch self-adaptive global × class thresholds)
+    dist_align: bool = True  # ReMixMatch distribution alignment of the teacher's probabilities to uniform
+    teacher: str = "ema"  # ema | student: which model labels the weak view
+    ema: float = 0.999  # EMA decay of the evaluated (and teacher) model, warmed up as min(ema, (1+t)/(10+t))
+    n_ops: int = 2  # strong-view ops per image on average
+    cutout: int = 10  # strong-view cutout square side (pixels)
+    eval_points: int = 4  # evaluations (learning-curve points) per run
+    curve_test_size: int = 2000  # test images in the learning curve (shown only; the final test uses all)
+    selection: str = "final-ema"  # the reported model: the EMA weights after the last step (no selection)
+
+
+BUDGETS = {
+    "smoke": {"model": "cnn-small", "labels": 20, "train_subset": 600, "test_subset": 300, "batch_size": 8,
+              "mu": 2, "epochs": 0.5, "curve_test_size": 100, "threshold": 0.5},
+    "quick": {},
+    "full": {"epochs": 30},
+}
+
+
+class SSLState(nn.Module):
+    """Everything a resume must restore, in one module for the loop's checkpoint: student, EMA, running statistics."""
+
+    def __init__(self, student: nn.Module, num_classes: int):
+        super().__init__()
+        self.student = student
+        self.ema = EMA(student)
+        k = num_classes
+        self.register_buffer("p_model", torch.full((k,), 1.0 / k))  # running mean teacher probabilities (DA)
+        self.register_buffer("time_p", torch.tensor(1.0 / k))  # FreeMatch global confidence τ_t
+        self.register_buffer("p_local", torch.full((k,), 1.0 / k))  # FreeMatch per-class mean probabilities p̃_t
+
+
+def align(probs: torch.Tensor, p_model: torch.Tensor) -> torch.Tensor:
+    """Distribution alignment to a uniform class prior: p ← normalise(p / p_model). (N, K) → (N, K)."""
+    p = probs / p_model.clamp_min(1e-6)
+    return p / p.sum(1, keepdim=True)
+
+
+def pseudo_labels(probs: torch.Tensor, *, mode: str, threshold: float, time_p: torch.Tensor | None = None,
+                  p_local: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """(labels (N,), mask (N,) float in {0, 1}) from teacher probabilities (N, K).
+
+    fixed: max p ≥ threshold. adaptive (FreeMatch): max p ≥ τ_t · p̃_t(c) / max_c p̃_t, c = argmax.
+    """
+    conf, lab = probs.max(1)
+    if mode == "fixed":
+        tau = torch.full_like(conf, threshold)
+    elif mode == "adaptive":
+        tau = time_p * (p_local / p_local.max())[lab]
+    else:
+        raise ValueError(f"threshold_mode {mode!r}")
+    return lab, (conf >= tau).float()
+
+
+def ssl_loss(state: SSLState, cfg: FixMatchConfig, x_lb, y_lb, x_w, x_s) -> dict:
+    """The FixMatch objective on one batch; updates the running statistics (DA, adaptive thresholds) in place."""
+    student, b = state.student, len(x_lb)
+    if cfg.teacher == "ema":
+        with torch.no_grad():
+            logits_w = state.ema.module(x_w).float()  # eval-mode teacher: (μB, K)
+        logits = student(torch.cat([x_lb, x_s])).float()
+        logits_lb, logits_s = logits[:b], logits[b:]
+    else:  # the paper: one batch through the student, the weak logits detached
+        logits = student(torch.cat([x_lb, x_w, x_s])).float()
+        logits_lb, (logits_w, logits_s) = logits[:b], logits[b:].chunk(2)
+        logits_w = logits_w.detach()
+    loss_x = F.cross_entropy(logits_lb, y_lb)
+    with torch.no_grad():
+        probs = logits_w.softmax(1)
+        m = cfg.ema if cfg.ema < 1 else 0.999
+        if cfg.dist_align:
+            state.p_model.mul_(m).add_(probs.mean(0), alpha=1 - m)
+            probs = align(probs, state.p_model)
+        if cfg.threshold_mode == "adaptive":
+            state.time_p.mul_(m).add_(probs.max(1).values.mean(), alpha=1 - m)
+            state.p_local.mul_(m).add_(probs.mean(0), alpha=1 - m)
+        lab, mask = pseudo_labels(probs, mode=cfg.threshold_mode, threshold=cfg.threshold,
+                                  time_p=state.time_p.clamp(max=cfg.threshold), p_local=state.p_local)
+    loss_u = (F.cross_entropy(logits_s, lab, reduction="none") * mask).mean()
+    return {"loss": loss_x + cfg.lambda_u * loss_u, "loss_x": loss_x.detach(), "loss_u": loss_u.detach(),
+            "mask": mask.mean(), "_lab": lab, "_mask": mask}
+
+
+def run_ssl(cfg: FixMatchConfig, run, *, resume: bool = False) -> dict:
+    """Shared entry point of fixmatch / freematch."""
+    s = setup(cfg)
+    if cfg.teacher not in ("ema", "student"):
+        raise MnistlabError(f"unknown teacher {cfg.teacher!r}; valid: ema, student")
+    if cfg.threshold_mode not in ("fixed", "adaptive"):
+        raise MnistlabError(f"unknown threshold_mode {cfg.threshold_mode!r}; valid: fixed, adaptive")
+    sp = labelled_split(s.train_y, cfg.labels, seed=cfg.split_seed, n_val=cfg.val_labels,
+                        num_classes=s.ds.num_classes)
+    run.save_splits(**sp)
+    lab_idx, val_idx, ulb_idx = sp["labelled"], sp["val"], sp["unlabelled"]
+    in_shape, k = s.ds.shape, s.ds.num_classes
+    student = prepare_module(create_model(cfg.model, in_shape=in_shape, num_classes=k), s.precision)
+    spec = model_spec(cfg.model, in_shape=in_shape, num_classes=k)
+    state = SSLState(student, k)
+
+    x_all = as_tensor(s.train_x)  # (N, C, H, W) uint8, kept in memory
+    y_all = torch.from_numpy(s.train_y)
+    b, bu = cfg.batch_size, cfg.mu * cfg.batch_size
+    lab_b = Batcher(len(lab_idx), b, seed=cfg.seed, rank=s.rank, world=s.world)
+    ulb_b = Batcher(len(ulb_idx), bu, seed=cfg.seed + 7919, rank=s.rank, world=s.world)
+    total = cfg.steps or max(1, round(cfg.epochs * len(ulb_idx) / bu))
+    flip = s.ds.hflip_safe
+    cl = s.precision == "bf16"
+
+    def batch_at(step: int):
+        gen = step_generator(cfg.seed, step)
+        il, iu = lab_idx[lab_b(step).numpy()], ulb_idx[ulb_b(step).numpy()]
+        x_lb = x_all[il].float() / 255
+        x_lb = weak_view(x_lb, gen, hflip=flip) if cfg.augment else x_lb
+        x_u = x_all[iu].float() / 255
+        x_w, x_s = weak_view(x_u, gen, hflip=flip), strong_view(x_u, gen, n_ops=cfg.n_ops, cutout=cfg.cutout,
+                                                               hflip=flip)
+        if cl:
+            x_lb, x_w, x_s = (t.contiguous(memory_format=torch.channels_last) for t in (x_lb, x_w, x_s))
+        return x_lb, y_all[il], x_w, x_s, y_all[iu]
+
+    def loss_fn(batch, step):
+        x_lb, y_lb, x_w, x_s, y_u = batch
+        out = ssl_loss(state, cfg, x_lb, y_lb, x_w, x_s)
+        lab, mask = out.pop("_lab"), out.pop("_mask")
+        # monitoring only (the unlabelled labels never reach the loss): how right the kept pseudo-labels are
+        out["pl_acc"] = ((lab == y_u).float() * mask).sum() / mask.sum().clamp_min(1)
+        return out
+
+    def after_step(step: int) -> None:
+        state.ema.update(student, decay=min(cfg.ema, (1 + step) / (10 + step)))
+
+    n_curve = min(cfg.curve_test_size, len(s.test_y)) if cfg.curve_test_size else len(s.test_y)
+
+    def evaluate(step: int) -> dict:
+        ema = state.ema.module
+        out = eval_split(ema, s.train_x[val_idx], s.train_y[val_idx], spec={}, precision=s.precision, prefix="val")
+        # shown as a curve, never used to choose anything: the final EMA model is the one reported
+        out.update(eval_split(ema, s.test_x[:n_curve], s.test_y[:n_curve], spec={}, precision=s.precision,
+                              prefix="test"))
+        return out
+
+    opt = torch.optim.SGD(student.parameters(), lr=cfg.lr, momentum=0.9, nesterov=True,
+                          weight_decay=cfg.weight_decay)
+    history = fit(state, opt, run=run, total_steps=total, batch_at=batch_at, loss_fn=loss_fn, evaluate=evaluate,
+                  eval_every=max(1, total // max(1, cfg.eval_points)), after_step=after_step,
+                  lr_at=cosine_lr(total, warmup=min(50, total // 20)), precision=s.precision, seed=cfg.seed,
+                  ckpt_every=cfg.ckpt_every, resume=resume, world=s.world, desc=f"{cfg.threshold_mode} {cfg.model}")
+    ema = state.ema.module
+    run.save_model(ema, spec)
+    metrics = classifier_outputs(run, ema, spec={}, ds=s.ds, test_x=s.test_x, test_y=s.test_y, history=history,
+                                 precision=s.precision)
+    val = eval_split(ema, s.train_x[val_idx], s.train_y[val_idx], spec={}, precision=s.precision, prefix="val")
+    last = history[-1] if history else {}
+    return {**metrics, "val_accuracy": val.get("val_accuracy"), "labels": cfg.labels, "split_seed": cfg.split_seed,
+            "seed": cfg.seed, "steps": total, "params": count_params(ema), "precision": s.precision,
+            "final_mask_rate": last.get("train_mask"), "final_pl_acc": last.get("train_pl_acc"),
+            "selection": cfg.selection}
+
+
+@METHODS.register("fixmatch", config=FixMatchConfig, budgets=BUDGETS, task="fewlabel")
+def run(cfg: FixMatchConfig, run, *, resume: bool = False) -> dict:
+    return run_ssl(cfg, run, resume=resume)
