@@ -60,6 +60,55 @@ def run_cli(args: list[str], out: Path) -> tuple[dict | None, dict]:
     return metrics, entry
 
 
+def collect(out: Path) -> tuple[dict | None, dict]:
+    """Metrics of a run folder from its artefacts only (nothing is trained or re-evaluated on a model).
+
+    A finished run gives its metrics.json; a run whose main detector is done but whose leave-one-family-out stage is
+    still going is rebuilt from test_scores.npz, threshold.json, ood_margins.npy, family_accuracy.json and the folds'
+    lofo/<family>/result.json written so far (`lofo_partial` says how many)."""
+    import numpy as np
+
+    from mnistlab.evaluate.ood import ood_report
+
+    la = [round(x, 2) for x in os.getloadavg()]
+    entry: dict = {"process_seconds": None, "load_avg_before": la, "load_avg_after": la, "collected": True}
+    if (out / "metrics.json").exists():
+        m = {**fileio.read_json(out / "metrics.json"), "run": str(out)}
+    elif (out / "test_scores.npz").exists() and (out / "threshold.json").exists():
+        z = np.load(out / "test_scores.npz")
+        thr = fileio.read_json(out / "threshold.json")
+        pred, lab = z["margin"] >= thr["margin"], z["label"] == 1
+        spec = fileio.read_json(out / "model.json")
+        cfg = fileio.read_json(out / "config.json")
+        hist = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines() if line.strip()]
+        from mnistlab.models import count_params, create_model
+        from mnistlab.train import resolve_precision
+
+        m = {"run": str(out), "accuracy": float((pred == lab).mean()), "digit_recall": float(pred[lab].mean()),
+             "nondigit_recall": float(1 - pred[~lab].mean()), "val_accuracy": thr["val_accuracy"],
+             "threshold_p_digit": thr["p_digit"], "train_seconds": hist[-1]["seconds"] if hist else None,
+             "wall_seconds": None, "family_accuracy": fileio.read_json(out / "family_accuracy.json"),
+             "families": [str(f) for f in z["families"]], "precision": resolve_precision(cfg.get("precision", "auto")),
+             "params": count_params(create_model(spec["name"], in_shape=tuple(spec["in_shape"]), num_classes=2))}
+        if (out / "ood_margins.npy").exists():
+            rep = ood_report(z["margin"][lab], np.load(out / "ood_margins.npy"), threshold=thr["margin"])
+            m.update(auroc_fashion=rep["auroc"], fpr95_fashion=rep["fpr95"], accepted_fashion=rep["accepted_out"])
+        folds = {f.parent.name: fileio.read_json(f) for f in sorted((out / "lofo").glob("*/result.json"))}
+        if folds and cfg.get("lofo"):
+            m["lofo_accuracy"] = {f: r["accuracy"] for f, r in folds.items()}
+            m["lofo_min_accuracy"] = min(m["lofo_accuracy"].values())
+            m["lofo_digit_recall_min"] = min(r["digit_recall"] for r in folds.values())
+            m["lofo_partial"] = f"{len(folds)} of {len(m['families'])} folds finished"
+    else:
+        entry["error"] = f"{out}: no finished detector in this folder yet"
+        return None, entry
+    entry["metrics"] = {k: m.get(k) for k in KEYS}
+    for k in ("family_accuracy", "lofo_accuracy", "lofo_min_accuracy", "lofo_digit_recall_min", "lofo_partial"):
+        if k in m:
+            entry["metrics"][k] = m[k]
+    return m, entry
+
+
 def mean_std(values: list[float]) -> dict:
     v = [x for x in values if x is not None]
     if not v:
@@ -87,6 +136,9 @@ def main(argv: list[str] | None = None) -> int:
                    help="torch threads per run (1: on 2 shared cores one thread ran 3–30× faster than two)")
     p.add_argument("--runs", default=str(ROOT / "runs" / "bench-detector"), help="run folders (reused when finished)")
     p.add_argument("--smoke", action="store_true", help="smoke budget: checks the plumbing in seconds")
+    p.add_argument("--collect", action="store_true",
+                   help="train nothing: read the run folders as they are (a run still in its LOFO stage is "
+                        "reported from its saved artefacts, with the folds finished so far)")
     args = p.parse_args(argv)
     budget = "smoke" if args.smoke else "full"
     name = "detector-smoke" if args.smoke else "detector"
@@ -99,7 +151,12 @@ def main(argv: list[str] | None = None) -> int:
                  "--set", f"split_seed={seed}", "--set", f"data_seed={seed + 1}"]
         if seed not in lofo_seeds:
             flags.append("--no-lofo")
-        metrics, entry = run_cli(flags, Path(args.runs) / budget / f"detector-s{seed}")
+        out = Path(args.runs) / budget / f"detector-s{seed}"
+        if args.collect:
+            metrics, entry = collect(out)
+            entry["command"] = " ".join(["mnistlab", *flags, "--out", str(out), "--resume", "--json"])
+        else:
+            metrics, entry = run_cli(flags, out)
         entry["seed"] = seed
         log.append(entry)
         if metrics:
@@ -176,8 +233,10 @@ def write(name: str, args, budget: str, started, load_start, log: list[dict], re
     lines += [f"| {f} | {fmt(v, digits=2)} |" for f, v in fam_summary.items()]
     lines += ["", "## Leave-one-family-out (trained without the family, tested on fresh images of it from the test seed)", ""]
     for seed, acc in lofo.items():
+        part = results[seed].get("lofo_partial")
         lines += [f"Seed {seed} (each fold: its own detector, threshold from its own validation set; the lowest "
-                  f"digit recall over folds was {100 * (lofo_recall[seed] or 0):.2f} %):", "",
+                  f"digit recall over folds was {100 * (lofo_recall[seed] or 0):.2f} %)"
+                  + (f" — **partial: {part}**" if part else "") + ":", "",
                   "| left-out family | rejected |", "|---|---|"]
         lines += [f"| {f} | {100 * a:.2f} % |" for f, a in acc.items()]
         lines.append("")
@@ -192,7 +251,8 @@ def write(name: str, args, budget: str, started, load_start, log: list[dict], re
     for r in log:
         res = (f"error: {r['error']}" if "error" in r else
                f"accuracy {100 * r['metrics']['accuracy']:.3f} %, train {r['metrics']['train_seconds']:.0f} s, "
-               f"run {r['metrics']['wall_seconds']:.0f} s")
+               + (f"run {r['metrics']['wall_seconds']:.0f} s" if r["metrics"].get("wall_seconds") else
+                  "run still in its LOFO stage, collected from its artefacts"))
         lines.append(f"- `{r['command']}` → {res} (load {r['load_avg_before'][0]:.1f} → "
                      f"{r['load_avg_after'][0]:.1f})")
     fileio.write_text(out / f"{name}.md", "\n".join(lines) + "\n")
