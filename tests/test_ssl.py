@@ -1,0 +1,147 @@
+"""SSL methods: pseudo-labels and masks on hand-made logits, distribution alignment, EMA, views, one step, smoke runs."""
+import json
+import math
+
+import pytest
+import torch
+
+from mnistlab.data import augment
+from mnistlab.data.randaugment import strong_view, weak_view
+from mnistlab.methods import METHODS
+from mnistlab.methods._ema import EMA
+from mnistlab.methods.fixmatch import SSLState, align, pseudo_labels, ssl_loss
+from mnistlab.models import create_model
+
+SSL_METHODS = ["fixmatch", "freematch"]
+
+
+def test_fixed_threshold_mask_and_labels_on_hand_made_logits():
+    big = 10.0
+    probs = torch.tensor([[big, 0, 0], [0, 0.1, 0], [0, 0, big]]).softmax(1)
+    lab, mask = pseudo_labels(probs, mode="fixed", threshold=0.95)
+    assert lab.tolist() == [0, 1, 2] and mask.tolist() == [1.0, 0.0, 1.0]
+
+
+def test_adaptive_threshold_scales_by_class_mean():
+    probs = torch.tensor([[0.6, 0.3, 0.1], [0.1, 0.55, 0.35]])
+    # class 0 is predicted often (p̃ = 0.6), class 1 rarely (0.3): τ(0) = 0.7, τ(1) = 0.7 · 0.3 / 0.6 = 0.35
+    lab, mask = pseudo_labels(probs, mode="adaptive", threshold=0.95, time_p=torch.tensor(0.7),
+                              p_local=torch.tensor([0.6, 0.3, 0.1]))
+    assert lab.tolist() == [0, 1] and mask.tolist() == [0.0, 1.0]
+
+
+def test_distribution_alignment():
+    p = torch.softmax(torch.randn(5, 4), 1)
+    assert torch.allclose(align(p, torch.full((4,), 0.25)), p, atol=1e-6)  # uniform running mean: identity
+    skew = torch.tensor([0.7, 0.1, 0.1, 0.1])  # a model that over-predicts class 0 has class 0 damped
+    out = align(torch.full((1, 4), 0.25), skew)
+    assert torch.allclose(out.sum(1), torch.ones(1)) and out[0, 0] < 0.25 < out[0, 1]
+
+
+def test_ema_update_is_the_convex_combination_and_copies_buffers():
+    model = torch.nn.Sequential(torch.nn.Linear(3, 2), torch.nn.BatchNorm1d(2))
+    ema = EMA(model)
+    with torch.no_grad():
+        model[0].weight.fill_(1.0)
+        ema.module[0].weight.fill_(0.0)
+        model[1].running_mean.fill_(5.0)
+    ema.update(model, decay=0.9)
+    assert torch.allclose(ema.module[0].weight, torch.full((2, 3), 0.1))
+    assert torch.equal(ema.module[1].running_mean, model[1].running_mean)
+    assert not ema.module[0].weight.requires_grad
+    ema.train()
+    assert not ema.module.training  # the teacher stays in eval mode
+
+
+@pytest.mark.parametrize("view", [weak_view, strong_view])
+def test_views_keep_shape_dtype_range_and_are_seeded(view):
+    x = torch.rand(16, 1, 28, 28)
+    x0 = x.clone()
+    out = view(x, torch.Generator().manual_seed(0))
+    assert out.shape == x.shape and out.dtype == x.dtype and out.min() >= 0 and out.max() <= 1
+    assert torch.equal(x, x0)  # the input is not modified
+    assert torch.equal(out, view(x, torch.Generator().manual_seed(0)))  # a function of the generator: resumable
+    assert not torch.equal(out, x)
+
+
+@pytest.mark.parametrize("fn,kw", [(augment.contrast, {"gain": (0.5, 1.0), "gamma": (0.5, 2.0)}),
+                                   (augment.blur, {"sigma": (0.3, 1.0)}), (augment.noise, {"std": 0.2})])
+def test_photometric_ops_keep_range_and_identity_at_zero(fn, kw):
+    x = torch.rand(8, 1, 28, 28)
+    out = fn(x, torch.Generator().manual_seed(1), **kw)
+    assert out.shape == x.shape and out.min() >= 0 and out.max() <= 1 + 1e-6
+    assert torch.equal(fn(x, torch.Generator()), x)  # default strength 0: identity
+
+
+def test_blur_preserves_mass_inside():
+    x = torch.zeros(2, 1, 28, 28)
+    x[:, :, 14, 14] = 1.0
+    out = augment.blur(x, torch.Generator().manual_seed(0), sigma=(0.5, 1.0))
+    assert torch.allclose(out.sum((1, 2, 3)), torch.ones(2), atol=1e-5) and out.max() < 1
+
+
+@pytest.mark.parametrize("mode", ["fixed", "adaptive"])
+@pytest.mark.parametrize("teacher", ["ema", "student"])
+def test_one_step_finite_loss_changes_weights(mode, teacher):
+    from mnistlab.methods.fixmatch import FixMatchConfig
+
+    torch.manual_seed(0)
+    cfg = FixMatchConfig(threshold=0.0 if mode == "fixed" else 0.95, threshold_mode=mode, teacher=teacher)
+    state = SSLState(create_model("cnn-small"), 10)
+    opt = torch.optim.SGD(state.student.parameters(), lr=0.1)
+    xl, yl = torch.rand(4, 1, 28, 28), torch.arange(4)
+    xu = torch.rand(8, 1, 28, 28)
+    before = [p.detach().clone() for p in state.student.parameters()]
+    p_model0 = state.p_model.clone()
+    out = ssl_loss(state, cfg, xl, yl, xu, xu.flip(2))
+    assert math.isfinite(float(out["loss"].detach())) and float(out["loss_u"]) >= 0
+    if mode == "fixed":
+        assert float(out["mask"]) == 1.0  # threshold 0: every pseudo-label counts
+    else:
+        assert float(state.time_p) != 0.1  # the self-adaptive global threshold moved
+    out["loss"].backward()
+    opt.step()
+    assert any(not torch.equal(a, b) for a, b in zip(before, state.student.parameters()))
+    assert not torch.equal(state.p_model, p_model0)  # the distribution-alignment running mean moved
+
+
+@pytest.mark.parametrize("method", SSL_METHODS)
+def test_registered_for_fewlabel_with_contract_fields(method):
+    info = METHODS.info(method)
+    assert info["task"] == "fewlabel"
+    cfg = info["config"]()
+    for field in ("labels", "split_seed", "augment", "model", "selection"):
+        assert hasattr(cfg, field)
+    assert cfg.labels == 100
+
+
+def test_smoke_run_is_complete_and_reproducible(cli, tmp_path):
+    outs = []
+    for name in ("a", "b"):
+        code, out, err = cli("fewlabel", "--method", "fixmatch", "--budget", "smoke", "--labels", 20,
+                             "--split-seed", 1, "--seed", 2, "--threads", 1, "--out", tmp_path / name, "--json")
+        assert code == 0, err
+        outs.append(json.loads(out))
+    a, b = outs
+    assert a["test_accuracy"] == b["test_accuracy"] and a["test_loss"] == b["test_loss"]
+    assert a["labels"] == 20 and a["split_seed"] == 1 and a["seed"] == 2 and a["wall_seconds"] > 0
+    for f in ("config.json", "env.json", "splits.npz", "metrics.jsonl", "metrics.json", "model.safetensors",
+              "model.json", "confusion.png", "test_logits.npy"):
+        assert (tmp_path / "a" / f).exists(), f
+    assert not (tmp_path / "a" / "checkpoint.safetensors").exists()
+    import numpy as np
+
+    with np.load(tmp_path / "a" / "splits.npz") as z:
+        assert len(z["labelled"]) == 20 and not set(z["labelled"]) & set(z["unlabelled"])
+    cfg = json.loads((tmp_path / "a" / "config.json").read_text())
+    assert cfg["selection"] == "final-ema"
+
+
+def test_freematch_smoke_and_bad_settings(cli, tmp_path):
+    code, out, err = cli("fewlabel", "--method", "freematch", "--budget", "smoke", "--threads", 1,
+                         "--out", tmp_path / "f", "--json")
+    assert code == 0, err
+    assert 0 <= json.loads(out)["test_accuracy"] <= 1
+    code, _, err = cli("fewlabel", "--method", "fixmatch", "--budget", "smoke", "--set", "teacher=oracle",
+                       "--out", tmp_path / "g")
+    assert code == 2 and "unknown teacher" in err and len(err.strip().splitlines()) == 1
