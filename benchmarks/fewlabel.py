@@ -1,0 +1,195 @@
+"""Few-label benchmark: `mnistlab fewlabel` over label counts × label draws → benchmarks/results/<name>.md/.json/.png.
+
+    python benchmarks/fewlabel.py                                  # 10 20 50 100 250 1000 labels, 5 draws at 100, 3 else
+    python benchmarks/fewlabel.py --labels 100 --draws 5 --set steps=400   # a reduced run (say so in the results)
+    python benchmarks/fewlabel.py --report-only                    # rebuild the tables from the finished run folders
+
+Each run is its own `mnistlab fewlabel … --resume --json` process (a killed benchmark continues where it stopped).
+The split seed is the draw number; the training seed is fixed. Nothing is chosen on the test set: every run reports its
+final EMA model. The CPU is shared, so the load average is recorded around every run, and steps/s (optimiser steps per
+wall second) is reported beside wall time so an uncontended time can be estimated.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "benchmarks" / "results"
+LABELS = (10, 20, 50, 100, 250, 1000)
+# MNIST, 100 labels, test error % (sources: /work/shared/ANCHORS.md)
+LITERATURE = [("Ladder networks (Rasmus et al. 2015)", 1.06, 0.37), ("Improved GAN (Salimans et al. 2016)", 0.93, 0.065),
+              ("Triple-GAN (Li et al. 2017)", 0.91, 0.58), ("Bad GAN (Dai et al. 2017)", 0.795, 0.098),
+              ("IIC, no labels (Ji et al. 2019)", 0.77, None)]
+
+
+def cpu_name() -> str:
+    for line in Path("/proc/cpuinfo").read_text().splitlines():
+        if line.startswith("model name"):
+            return line.split(":", 1)[1].strip()
+    return platform.processor()
+
+
+def git_sha() -> str:
+    return subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"], capture_output=True,
+                          text=True).stdout.strip()
+
+
+def run_one(args, labels: int, draw: int) -> dict:
+    out = Path(args.runs) / f"{args.dataset}-{args.method or 'default'}-l{labels}-d{draw}"
+    cmd = [sys.executable, "-m", "mnistlab", "fewlabel", "--dataset", args.dataset, "--labels", str(labels),
+           "--split-seed", str(draw), "--seed", str(args.seed), "--budget", args.budget, "--out", str(out),
+           "--resume", "--json"]
+    if args.method:
+        cmd += ["--method", args.method]
+    if args.threads:
+        cmd += ["--threads", str(args.threads)]
+    for s in args.set or []:
+        cmd += ["--set", s]
+    load0 = os.getloadavg()[0]
+    t0 = time.time()
+    proc = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "MNISTLAB_QUIET": "1"})
+    if proc.returncode != 0:
+        raise SystemExit(f"failed: {' '.join(cmd)}\n{proc.stderr[-2000:]}")
+    m = json.loads(proc.stdout.strip().splitlines()[-1])
+    rec = {"labels": labels, "split_seed": draw, "run": str(out), "command": " ".join(cmd[1:]),
+           "load_start": round(load0, 2), "load_end": round(os.getloadavg()[0], 2),
+           "process_seconds": round(time.time() - t0, 1)}
+    (out / "bench_record.json").write_text(json.dumps(rec, indent=1))
+    return collect_one(out) or rec
+
+
+def collect_one(folder: Path) -> dict | None:
+    mpath = folder / "metrics.json"
+    if not mpath.exists():
+        return None
+    m = json.loads(mpath.read_text())
+    rec = json.loads((folder / "bench_record.json").read_text()) if (folder / "bench_record.json").exists() else {}
+    cfg = json.loads((folder / "config.json").read_text())
+    wall = m["wall_seconds"]
+    return {**rec, "run": str(folder), "method": m.get("method"), "dataset": m.get("dataset"), "labels": m["labels"],
+            "split_seed": m["split_seed"], "seed": m.get("seed"), "test_accuracy": m["test_accuracy"],
+            "val_accuracy": m.get("val_accuracy"), "wall_seconds": wall, "steps": m.get("steps"),
+            "steps_per_s": round(m["steps"] / wall, 3) if m.get("steps") else None,
+            "final_mask_rate": m.get("final_mask_rate"), "final_pl_acc": m.get("final_pl_acc"),
+            "config": {k: cfg.get(k) for k in ("model", "batch_size", "mu", "lr", "threshold", "threshold_mode",
+                                               "dist_align", "teacher", "ema", "steps", "epochs", "selection")}}
+
+
+def mean_std(xs: list[float]) -> tuple[float, float]:
+    return statistics.fmean(xs), (statistics.stdev(xs) if len(xs) > 1 else 0.0)
+
+
+def summarise(rows: list[dict]) -> list[dict]:
+    out = []
+    for key in sorted({(r["dataset"], r["method"], r["labels"]) for r in rows}):
+        rs = [r for r in rows if (r["dataset"], r["method"], r["labels"]) == key]
+        acc, acc_sd = mean_std([r["test_accuracy"] for r in rs])
+        wall, wall_sd = mean_std([r["wall_seconds"] for r in rs])
+        sps = [r["steps_per_s"] for r in rs if r.get("steps_per_s")]
+        out.append({"dataset": key[0], "method": key[1], "labels": key[2], "draws": len(rs),
+                    "accuracy_mean": acc, "accuracy_std": acc_sd, "wall_mean": wall, "wall_std": wall_sd,
+                    "steps": rs[0].get("steps"), "steps_per_s_mean": statistics.fmean(sps) if sps else None,
+                    "load": [min(r.get("load_start", 0) for r in rs), max(r.get("load_end", 0) for r in rs)]})
+    return out
+
+
+def plot(summary: list[dict], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for key in sorted({(s["dataset"], s["method"]) for s in summary}):
+        ss = sorted((s for s in summary if (s["dataset"], s["method"]) == key), key=lambda s: s["labels"])
+        ax.errorbar([s["labels"] for s in ss], [100 * s["accuracy_mean"] for s in ss],
+                    yerr=[100 * s["accuracy_std"] for s in ss], marker="o", capsize=3, label=f"{key[1]} ({key[0]})")
+    ax.axhline(100 - 1.06, color="grey", ls=":", lw=1, label="Ladder, 100 labels (GPU)")
+    ax.axhline(99.3, color="red", ls="--", lw=1, label="target 99.3 % @ 100")
+    ax.set_xscale("log")
+    ax.set_xlabel("labelled images")
+    ax.set_ylabel("test accuracy (%)")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7)
+    fig.savefig(path, dpi=110, bbox_inches="tight")
+    plt.close(fig)
+
+
+def write(args, rows: list[dict], started: dict) -> None:
+    summary = summarise(rows)
+    name = args.name
+    meta = {"date": datetime.now(timezone.utc).isoformat(timespec="seconds"), "git_sha": git_sha(),
+            "cpu": cpu_name(), "cpu_count": os.cpu_count(), "threads": args.threads or "torch default",
+            "command": "python benchmarks/fewlabel.py " + " ".join(sys.argv[1:]), **started,
+            "load_end": [round(v, 2) for v in os.getloadavg()],
+            "note": "wall times measured on a 2-core CPU shared with other jobs (see load); steps/s lets an "
+                    "uncontended time be estimated. No selection on the test set: final EMA model per run."}
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / f"{name}.json").write_text(json.dumps({"meta": meta, "summary": summary, "runs": rows}, indent=1))
+    if summary:
+        plot(summary, RESULTS / f"{name}.png")
+    lines = [f"# Few-label benchmark ({name})", "",
+             f"{meta['date']} · git {meta['git_sha']} · {meta['cpu']} ({meta['cpu_count']} cores, threads "
+             f"{meta['threads']}) · load avg at start {meta['load_start']}, at end {meta['load_end']}", "",
+             f"Command: `{meta['command']}`", "", meta["note"], "",
+             "| dataset | method | labels | draws | test accuracy % (mean ± std) | wall s / run (mean ± std) | steps "
+             "| steps/s | load (min start – max end) |", "|---|---|---|---|---|---|---|---|---|"]
+    for s in summary:
+        sps = f"{s['steps_per_s_mean']:.2f}" if s["steps_per_s_mean"] else "–"
+        lines.append(f"| {s['dataset']} | {s['method']} | {s['labels']} | {s['draws']} | "
+                     f"{100 * s['accuracy_mean']:.2f} ± {100 * s['accuracy_std']:.2f} | "
+                     f"{s['wall_mean']:.0f} ± {s['wall_std']:.0f} | {s['steps']} | {sps} | "
+                     f"{s['load'][0]:.1f} – {s['load'][1]:.1f} |")
+    lines += ["", "## Literature, MNIST 100 labels (GPU, test error %)", "", "| method | error % |", "|---|---|"]
+    lines += [f"| {n} | {e}{f' ± {sd}' if sd else ''} |" for n, e, sd in LITERATURE]
+    lines += ["", "## Runs", "", "| labels | split seed | accuracy % | wall s | steps/s | load start/end | run |",
+              "|---|---|---|---|---|---|---|"]
+    lines += [f"| {r['labels']} | {r['split_seed']} | {100 * r['test_accuracy']:.2f} | {r['wall_seconds']:.0f} | "
+              f"{r.get('steps_per_s') or '–'} | {r.get('load_start', '–')}/{r.get('load_end', '–')} | {r['run']} |"
+              for r in sorted(rows, key=lambda r: (r["labels"], r["split_seed"]))]
+    if summary:
+        lines += ["", f"![accuracy vs labels]({name}.png)"]
+    (RESULTS / f"{name}.md").write_text("\n".join(lines) + "\n")
+    print(f"wrote {RESULTS / name}.md/.json")
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--method", help="default: what `mnistlab fewlabel` picks")
+    p.add_argument("--dataset", default="mnist")
+    p.add_argument("--labels", type=int, nargs="+", default=list(LABELS))
+    p.add_argument("--draws", type=int, default=3, help="label draws (split seeds 0..n-1) per label count")
+    p.add_argument("--draws-100", type=int, default=5, help="label draws at 100 labels (the headline)")
+    p.add_argument("--seed", type=int, default=0, help="training seed (fixed)")
+    p.add_argument("--budget", default="quick")
+    p.add_argument("--threads", type=int, default=0)
+    p.add_argument("--set", action="append", help="config override passed to every run (key=value)")
+    p.add_argument("--runs", default=str(ROOT / "runs" / "bench-fewlabel"))
+    p.add_argument("--name", default="fewlabel", help="results file stem")
+    p.add_argument("--report-only", action="store_true", help="only collect finished runs under --runs")
+    args = p.parse_args()
+    started = {"load_start": [round(v, 2) for v in os.getloadavg()]}
+    if args.report_only:
+        rows = [r for f in sorted(Path(args.runs).glob("*")) if (r := collect_one(f))]
+        return write(args, rows, started)
+    rows = []
+    for labels in args.labels:
+        for draw in range(args.draws_100 if labels == 100 else args.draws):
+            rows.append(run_one(args, labels, draw))
+            r = rows[-1]
+            print(f"labels {labels} draw {draw}: {100 * r['test_accuracy']:.2f} % in {r['wall_seconds']:.0f} s",
+                  flush=True)
+            write(args, rows, started)
+
+
+if __name__ == "__main__":
+    main()
