@@ -60,6 +60,40 @@ def ema_decay(cfg: GANConfig, step: int) -> float:
     return min(cfg.ema, (1 + step) / (10 + step))
 
 
+def gan_step(gan, opt_d: torch.optim.Optimizer, opt_g: torch.optim.Optimizer, x: torch.Tensor, y: torch.Tensor | None,
+             z: torch.Tensor, *, real_label: float = 1.0, world: int = 1) -> dict:
+    """One D update then one G update on real images x (B, C, 28, 28) in [-1, 1], classes y (cgan) and noise z (B, nz).
+
+    Returns the losses and the mean D outputs (probabilities) on the real and generated images of the D step.
+    """
+    G, D = gan.G, gan.D
+    fake = G(z, y)  # (B, C, 28, 28)
+    # --- D step: maximise log D(x) + log(1 − D(G(z)))  ⇔  minimise BCE(D(x), 1) + BCE(D(G(z)), 0).
+    #     G(z) is detached: this step moves D only, towards telling real from generated images.
+    d_real = D(x, y).float()  # (B,) logits
+    d_fake = D(fake.detach(), y).float()
+    loss_d = (F.binary_cross_entropy_with_logits(d_real, torch.full_like(d_real, real_label))
+              + F.binary_cross_entropy_with_logits(d_fake, torch.zeros_like(d_fake)))
+    opt_d.zero_grad(set_to_none=True)
+    loss_d.backward()
+    allreduce_grads(list(D.parameters()), world)
+    opt_d.step()
+    # --- G step (non-saturating): minimise −log D(G(z)) = BCE(D(G(z)), 1), against the D just updated.
+    #     Same fixed point as minimising log(1 − D(G(z))), but strong gradients while D still rejects the fakes.
+    D.requires_grad_(False)  # gradients flow through D into G; D's own weights get none here
+    try:
+        d_gen = D(fake, y).float()
+        loss_g = F.binary_cross_entropy_with_logits(d_gen, torch.ones_like(d_gen))
+        opt_g.zero_grad(set_to_none=True)
+        loss_g.backward()
+    finally:
+        D.requires_grad_(True)
+    allreduce_grads(list(G.parameters()), world)
+    opt_g.step()
+    return {"loss_d": loss_d.detach(), "loss_g": loss_g.detach(),
+            "d_real": torch.sigmoid(d_real).mean().detach(), "d_fake": torch.sigmoid(d_fake).mean().detach()}
+
+
 def train_gan(cfg: GANConfig, run, *, resume: bool = False) -> dict:
     if cfg.model != "dcgan":
         raise MnistlabError(f"unknown GAN model {cfg.model!r}; valid: dcgan")
@@ -90,33 +124,9 @@ def train_gan(cfg: GANConfig, run, *, resume: bool = False) -> dict:
         z = torch.randn(len(idx), cfg.nz, generator=step_generator(cfg.seed, step, 1 + s.rank))  # (B, nz)
         return x, (y_tr[idx] if k else None), z  # fakes are asked for the batch's classes (cgan)
 
-    d_params, g_params = list(D.parameters()), list(G.parameters())
-
     def optimize(batch, step: int) -> dict:
         x, y, z = batch
-        fake = G(z, y)  # (B, C, 28, 28)
-        # --- D step: maximise log D(x) + log(1 − D(G(z)))  ⇔  minimise BCE(D(x), 1) + BCE(D(G(z)), 0).
-        #     G(z) is detached: this step moves D only, towards telling real from generated images.
-        d_real = D(x, y).float()  # (B,) logits
-        d_fake = D(fake.detach(), y).float()
-        loss_d = (F.binary_cross_entropy_with_logits(d_real, torch.full_like(d_real, cfg.real_label))
-                  + F.binary_cross_entropy_with_logits(d_fake, torch.zeros_like(d_fake)))
-        opt_d.zero_grad(set_to_none=True)
-        loss_d.backward()
-        allreduce_grads(d_params, s.world)
-        opt_d.step()
-        # --- G step (non-saturating): minimise −log D(G(z)) = BCE(D(G(z)), 1), against the D just updated.
-        #     Same optimum as minimising log(1 − D(G(z))), but strong gradients while D still rejects the fakes.
-        D.requires_grad_(False)  # gradients flow through D to G; D's own weights are not touched here
-        d_gen = D(fake, y).float()
-        loss_g = F.binary_cross_entropy_with_logits(d_gen, torch.ones_like(d_gen))
-        opt_g.zero_grad(set_to_none=True)
-        loss_g.backward()
-        D.requires_grad_(True)
-        allreduce_grads(g_params, s.world)
-        opt_g.step()
-        return {"loss_d": loss_d.detach(), "loss_g": loss_g.detach(),
-                "d_real": torch.sigmoid(d_real).mean().detach(), "d_fake": torch.sigmoid(d_fake).mean().detach()}
+        return gan_step(gan, opt_d, opt_g, x, y, z, real_label=cfg.real_label, world=s.world)
 
     def after_step(step: int) -> None:
         gan.update_ema(ema_decay(cfg, step) if cfg.ema > 0 else 0.0)

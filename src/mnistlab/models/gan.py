@@ -208,6 +208,8 @@ def load_generator(run_dir) -> tuple[Generator, dict[str, Any]]:
     d = Path(run_dir)
     if not d.is_dir():
         raise MnistlabError(f"run folder {d} does not exist")
+    if not (d / "generator.safetensors").exists() and (d / "checkpoint.safetensors").exists():
+        return _generator_from_checkpoint(d)
     if not (d / "generator.json").exists():
         raise MnistlabError(f"{d} has no generator.json; is it a finished `gan train` run?")
     spec = fileio.read_json(d / "generator.json")
@@ -225,3 +227,37 @@ def load_generator(run_dir) -> tuple[Generator, dict[str, Any]]:
     except RuntimeError as e:
         raise MnistlabError(f"{d}: weights do not fit the generator spec ({str(e).splitlines()[0]})") from None
     return G.eval(), spec
+
+
+def _generator_from_checkpoint(d) -> tuple[Generator, dict[str, Any]]:
+    """An unfinished run: the EMA generator of its last checkpoint (spec from config.json), batch norm recalibrated.
+
+    The returned spec carries `checkpoint_step`, so reports can say how far training had got.
+    """
+    import json
+
+    from safetensors import SafetensorError, safe_open
+
+    from mnistlab import fileio
+    from mnistlab.data import load_dataset
+    from mnistlab.errors import MnistlabError
+
+    cfg = fileio.read_json(d / "config.json")
+    if cfg.get("method") not in ("gan", "cgan"):
+        raise MnistlabError(f"{d} is not a gan/cgan run")
+    ds = load_dataset(cfg["dataset"])
+    spec = gan_spec(nz=cfg["nz"], g_width=cfg["g_width"], d_width=cfg["d_width"], channels=ds.shape[0],
+                    num_classes=ds.num_classes if cfg["conditional"] else 0)
+    try:
+        with safe_open(str(d / "checkpoint.safetensors"), "pt") as f:
+            step = json.loads(f.metadata()["meta"])["step"]
+            state = {k[len("model/G_ema."):]: f.get_tensor(k) for k in f.keys() if k.startswith("model/G_ema.")}
+    except (SafetensorError, OSError, KeyError, ValueError) as e:
+        raise MnistlabError(f"{d / 'checkpoint.safetensors'}: unreadable ({e})") from None
+    G = build_generator(spec)
+    try:
+        G.load_state_dict(state)
+    except RuntimeError as e:
+        raise MnistlabError(f"{d}: checkpoint does not fit the generator ({str(e).splitlines()[0]})") from None
+    recalibrate_bn(G, seed=cfg["seed"])
+    return G.eval(), {**spec, "checkpoint_step": step}
