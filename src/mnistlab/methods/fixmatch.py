@@ -48,6 +48,7 @@ class FixMatchConfig(TrainConfig):
     dist_align: bool = True  # ReMixMatch distribution alignment of the teacher's probabilities to uniform
     teacher: str = "ema"  # ema | student: which model labels the weak view
     ema: float = 0.999  # EMA decay of the evaluated (and teacher) model, warmed up as min(ema, (1+t)/(10+t))
+    stats_momentum: float = 0.99  # running means of DA and adaptive thresholds (0.999 is too slow for ~10³ steps)
     n_ops: int = 2  # strong-view ops per image on average
     cutout: int = 10  # strong-view cutout square side (pixels)
     eval_points: int = 4  # evaluations (learning-curve points) per run
@@ -113,7 +114,7 @@ def ssl_loss(state: SSLState, cfg: FixMatchConfig, x_lb, y_lb, x_w, x_s) -> dict
     loss_x = F.cross_entropy(logits_lb, y_lb)
     with torch.no_grad():
         probs = logits_w.softmax(1)
-        m = cfg.ema if cfg.ema < 1 else 0.999
+        m = cfg.stats_momentum
         if cfg.dist_align:
             state.p_model.mul_(m).add_(probs.mean(0), alpha=1 - m)
             probs = align(probs, state.p_model)
