@@ -131,7 +131,7 @@ def write(out: Path, meta: dict, runs: Path, draws: int) -> None:
             lines += ["", f"{name}: rotated-test accuracy per digit: " + ", ".join(
                 f"{d}: {a:.3f}" for d, a in sorted(p["by_digit"].items(), key=lambda kv: int(kv[0])))]
     lines += ["", "CPU s = CPU time of the training process since its last (re)start, 1 thread: about the wall time on "
-              "an idle core. The four rotations of a 0, 1 or 8 look alike turned by 180°, and a 6 turned by 180° "
+              "an idle core. A 0, 1 or 8 turned by 180° looks much like itself, and a 6 turned by 180° "
               "looks like a 9: the per-digit accuracies show where the pretext is ambiguous.",
               "", "Rows: ours = `mnistlab fewlabel --method M [--augment] --budget full` (defaults of each method); "
               "report recipe = the report's network with Adam lr 0.01, 20 full-batch epochs (batch = the 80 labelled "
