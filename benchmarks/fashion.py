@@ -94,6 +94,19 @@ def run_cli(args: list[str], out: Path, log: list[dict], extra: dict, *, start: 
     return metrics
 
 
+def without_notes(argv: list[str]) -> list[str]:
+    """The command line minus its --note paragraphs (they are printed as notes, not twice)."""
+    out, skip = [], False
+    for a in argv:
+        if skip:
+            skip = False
+        elif a == "--note":
+            skip = True
+        elif not a.startswith("--note="):
+            out.append(a)
+    return out
+
+
 def group_of(entry: dict) -> str:
     """The setting a run belongs to, from its own command line: what differs between runs of a setting is only
     the seed (supervised) or the label draw (few-label)."""
@@ -167,6 +180,7 @@ def main(argv: list[str] | None = None) -> int:
                    help="a config field for every few-label run (e.g. steps=1600); part of the run folder name")
     p.add_argument("--report-only", action="store_true",
                    help="start nothing: collect the runs that finished (e.g. from several partial invocations)")
+    p.add_argument("--note", action="append", default=[], help="a paragraph for the Markdown results (repeatable)")
     p.add_argument("--name", default="fashion", help="results file stem in benchmarks/results/")
     args = p.parse_args(argv)
 
@@ -242,7 +256,7 @@ def write(name: str, args, started, load_start, log, groups, budget: str, *, fin
                "torch": torch.__version__, "python": platform.python_version(),
                "load_avg_start": [round(x, 2) for x in load_start], "load_avg_end": [round(x, 2) for x in load_end]}
     obj = {"benchmark": name, "budget": budget, "complete": final, "date": started.isoformat(timespec="seconds"),
-           "git": git_sha(), "machine": machine, "command": " ".join(["python benchmarks/fashion.py", *map(shlex.quote, sys.argv[1:])]),
+           "git": git_sha(), "machine": machine, "command": " ".join(["python benchmarks/fashion.py", *map(shlex.quote, without_notes(sys.argv[1:]))]),
            "methods_registered": METHODS.names(), "summary": summ, "targets": targets, "runs": log}
     out = ROOT / "benchmarks" / "results"
     fileio.write_json(out / f"{name}.json", obj)
@@ -282,6 +296,8 @@ def write(name: str, args, started, load_start, log, groups, budget: str, *, fin
             pairs = "; ".join(f"{p['classes'][0]} ↔ {p['classes'][1]} {100 * p['rate']:.1f} % "
                               f"({p['a_to_b']} + {p['b_to_a']})" for p in pc["confused_pairs"])
             lines.append(f"- {g}: {pairs}")
+    if args.note:
+        lines += ["", "## Notes", ""] + [f"- {n}" for n in args.note]
     lines += ["", "## Runs", ""]
     for r in log:
         res = (f"error: {r['error']}" if "error" in r else
