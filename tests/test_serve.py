@@ -3,6 +3,8 @@
 import hashlib
 import io
 import json
+import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -161,9 +163,25 @@ def test_concurrent_requests_are_batched_and_agree(runs, digits):
             with ThreadPoolExecutor(8) as pool:
                 got = list(pool.map(lambda x: engine.predict(x)["probs"], xs))
             np.testing.assert_allclose(got, [exact[i % 4] for i in range(64)], rtol=0, atol=1e-6)
-            if mode == "batched":
-                assert engine.images == 64 and engine.batches < 64, (engine.batches, engine.images)
-                assert c.get("/api/health").json()["batches"] == engine.batches
+    # batching, made deterministic: the worker is held on its first image until the other 63 are waiting
+    with TestClient(create_app(runs["clf"])) as c:
+        engine, gate, run_batch = c.app.state.engine, threading.Event(), c.app.state.engine.run_batch
+
+        def held(x):
+            gate.wait(30)
+            return run_batch(x)
+
+        engine.run_batch = held
+        with ThreadPoolExecutor(64) as pool:
+            futs = [pool.submit(engine.predict, x) for x in xs]
+            deadline = time.time() + 30
+            while engine._queue.qsize() < 63 and time.time() < deadline:
+                time.sleep(0.01)
+            gate.set()
+            got = [f.result(timeout=60)["probs"] for f in futs]
+        np.testing.assert_allclose(got, [exact[i % 4] for i in range(64)], rtol=0, atol=1e-6)
+        assert (engine.batches, engine.images) == (2, 64)  # 1 image, then the 63 that waited, as one batch
+        assert c.get("/api/health").json()["batches"] == 2
     with pytest.raises(MnistlabError, match="inference mode"):
         create_app(runs["clf"], inference="fast")
 

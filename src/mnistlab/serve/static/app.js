@@ -8,6 +8,7 @@ let classes = [...Array(10).keys()].map(String);
 let seq = 0;          // id of the latest request sent
 let shown = 0;        // id of the latest answer shown (older answers that arrive late are dropped)
 let inFlight = false; // at most one live-preview request at a time while drawing
+let pending = 0;      // requests under way (body[data-pending], for tests and the status line)
 
 function status(text, isError = false) {
   const s = $("#status");
@@ -79,11 +80,15 @@ $("#upload").addEventListener("change", (ev) => {
 
 function predictPad() {
   if (!hasInk) return;
-  pad.toBlob((blob) => post(blob, "image/png"), "image/png");
+  inFlight = true;
+  document.body.dataset.pending = ++pending;  // counted from now: the PNG is made asynchronously
+  pad.toBlob((blob) => {
+    document.body.dataset.pending = --pending;  // post() counts it again in the same task: never seen as idle
+    post(blob, "image/png");
+  }, "image/png");
 }
 
 // ----------------------------------------------------------------------------------------------- prediction
-let pending = 0;      // requests under way (body[data-pending], for tests and the status line)
 
 async function post(body, type) {
   const id = ++seq;
