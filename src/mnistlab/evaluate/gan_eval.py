@@ -47,8 +47,14 @@ def cached_classifier(dataset: str, *, overrides: dict | None = None, budget: st
 
 
 def evaluate_generator(run_dir: str | Path, classifier, *, n: int = 10000, seed: int = 0, nn_samples: int = 1000,
-                       precision: str = "fp32") -> dict[str, Any]:
-    """All GAN metrics for the generator of `run_dir`, with `classifier` (a `runs.LoadedRun`)."""
+                       precision: str = "auto") -> dict[str, Any]:
+    """All GAN metrics for the generator of `run_dir`, with `classifier` (a `runs.LoadedRun`).
+
+    Sampling is fp32 (seeded, deterministic); the classifier runs in `precision` (auto: bf16 where the CPU has it).
+    """
+    from mnistlab.train import resolve_precision
+
+    precision = resolve_precision(precision)
     from mnistlab.data import load_dataset
     from mnistlab.errors import MnistlabError
     from mnistlab.models.gan import load_generator, sample
@@ -83,8 +89,10 @@ def evaluate_generator(run_dir: str | Path, classifier, *, n: int = 10000, seed:
     nn_gen = gm.nearest_neighbour_distances(x[:q], ds.train_x)
     nn_test = gm.nearest_neighbour_distances(test_x[:q], ds.train_x)
     out: dict[str, Any] = {
-        "run": str(run_dir), "classifier": str(classifier.dir), "dataset": ds.name, "conditional": bool(requested is not None),
-        "n": n, "seed": seed, "checkpoint_step": spec.get("checkpoint_step"),  # None = the final generator
+        "run": str(run_dir), "classifier": str(classifier.dir), "dataset": ds.name,
+        "conditional": bool(requested is not None),
+        "n": n, "seed": seed, "precision": precision,
+        "checkpoint_step": spec.get("checkpoint_step"),  # None: the final generator, else an unfinished run
         "mnist_score": gm.mnist_score(probs), "mnist_score_splits": [score_mean, score_std],
         "mnist_score_real_test": gm.mnist_score(test_probs),
         "classifier_test_accuracy": accuracy(np.log(test_probs + 1e-12), test_y),

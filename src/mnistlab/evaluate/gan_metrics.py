@@ -42,7 +42,8 @@ def frechet_distance(feat_a: np.ndarray, feat_b: np.ndarray) -> float:
 
 
 def class_histogram(preds: np.ndarray, num_classes: int) -> dict:
-    """Share of samples per predicted class, and mode-coverage summaries (min / max share, classes seen, KL to uniform)."""
+    """Share of samples per predicted class, and mode-coverage summaries (min / max share, classes seen, KL to
+    uniform)."""
     counts = np.bincount(np.asarray(preds, np.int64), minlength=num_classes)[:num_classes]
     frac = counts / max(1, counts.sum())
     nz = frac[frac > 0]

@@ -79,7 +79,8 @@ class Discriminator(nn.Module):
         self.features = nn.Sequential(
             nn.Conv2d(channels, width, 4, 2, 1), nn.LeakyReLU(0.2, inplace=True),  # (B, w, 14, 14)
             nn.Conv2d(width, w2, 4, 2, 1, bias=False), nn.BatchNorm2d(w2), nn.LeakyReLU(0.2, inplace=True),  # 7×7
-            nn.Conv2d(w2, w4, 3, 1, 1, bias=False), nn.BatchNorm2d(w4), nn.LeakyReLU(0.2, inplace=True),  # (B, 4w, 7, 7)
+            nn.Conv2d(w2, w4, 3, 1, 1, bias=False), nn.BatchNorm2d(w4),
+            nn.LeakyReLU(0.2, inplace=True),  # (B, 4w, 7, 7)
             nn.Flatten(), nn.Dropout(dropout), nn.Linear(w4 * 7 * 7, w4), nn.LeakyReLU(0.2, inplace=True),  # (B, 4w)
         )
         self.head = nn.Linear(w4, 1)
