@@ -128,8 +128,6 @@ def train_gan(cfg: GANConfig, run, *, resume: bool = False) -> dict:
         x, y, z = batch
         return gan_step(gan, opt_d, opt_g, x, y, z, real_label=cfg.real_label, world=s.world)
 
-    def after_step(step: int) -> None:
-        gan.update_ema(ema_decay(cfg, step) if cfg.ema > 0 else 0.0)
 
     # fixed noise for the per-epoch grids: unconditional grid² noises; conditional: row = class, column = noise
     fixed_gen = torch.Generator().manual_seed(cfg.seed * 7919 + 17)
@@ -151,15 +149,16 @@ def train_gan(cfg: GANConfig, run, *, resume: bool = False) -> dict:
             gan_images.save_png(grid_dir / f"epoch_{epoch:03d}.png",
                                 gan_images.captioned(mosaic, f"{'cgan' if k else 'gan'} epoch {epoch}"))
 
-    def evaluate(done: int) -> dict:
-        if done % spe == 0 or done == total:
+    def after_step(step: int) -> None:
+        gan.update_ema(ema_decay(cfg, step) if cfg.ema > 0 else 0.0)
+        done = step + 1
+        if run.writer and (done % spe == 0 or done == total):  # here, not in `evaluate`: epochs need not be a multiple of eval_every
             draw_grid(math.ceil(done / spe))
-        return {}
 
     if not (resume and run.path("checkpoint.safetensors").exists()) and run.writer:
         draw_grid(0)  # the untrained generator: the first frame of the animation
     history = fit(gan, {"d": opt_d, "g": opt_g}, run=run, total_steps=total, batch_at=batch_at, optimize=optimize,
-                  evaluate=evaluate, eval_every=max(1, spe // max(1, cfg.evals_per_epoch)), steps_per_epoch=spe,
+                  eval_every=max(1, spe // max(1, cfg.evals_per_epoch)), steps_per_epoch=spe,
                   after_step=after_step, precision=s.precision, seed=cfg.seed, ckpt_every=cfg.ckpt_every,
                   resume=resume, world=s.world, desc=f"{'cgan' if k else 'gan'} dcgan")
 
