@@ -51,14 +51,15 @@ def cli(args: list[str]) -> tuple[dict | None, dict]:
     return json.loads(res.stdout.strip().splitlines()[-1]), entry
 
 
-def progress(run_dir: Path) -> dict:
-    """Steps done and training seconds of a run, finished or not (from metrics.json / metrics.jsonl)."""
+def progress(run_dir: Path, step: int | None = None) -> dict:
+    """Steps done and training seconds of a run, finished or not (metrics.json / metrics.jsonl; at `step` if given)."""
     out: dict = {"finished": (run_dir / "metrics.json").exists()}
     if out["finished"]:
         m = fileio.read_json(run_dir / "metrics.json")
         out.update(steps=m.get("steps"), epochs_done=m.get("epochs"), train_wall_seconds=m.get("wall_seconds"))
     elif (run_dir / "metrics.jsonl").exists():
         lines = [json.loads(x) for x in (run_dir / "metrics.jsonl").read_text().splitlines() if x.strip()]
+        lines = [x for x in lines if step is None or x.get("step") == step] or lines
         if lines:
             out.update(steps=lines[-1].get("step"), epochs_done=lines[-1].get("epoch"),
                        train_wall_seconds=lines[-1].get("seconds"))
@@ -105,7 +106,8 @@ def main() -> int:
             if res is None:
                 continue
             h = res["class_histogram"]
-            row = {"method": method, "seed": seed, "run": str(run_dir), **progress(run_dir),
+            row = {"method": method, "seed": seed, "run": str(run_dir),
+                   **progress(run_dir, res.get("checkpoint_step")),
                    "checkpoint_step": res.get("checkpoint_step"), "mnist_score": res["mnist_score"],
                    "min_share": h["min_fraction"], "max_share": h["max_fraction"], "class_shares": h["fractions"],
                    "conditional_agreement": res.get("conditional_agreement"), "fid": res["fid"],
