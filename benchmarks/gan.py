@@ -2,8 +2,8 @@
 
 Runs go to --runs (finished ones are reused with --resume, a killed benchmark continues where it stopped). The
 evaluation classifier is --classifier (a finished supervised run) or the cached CNN of `gan eval` (trained once).
-Results go to benchmarks/results/gan.md and gan.json: machine, threads, load averages at start and end (the 2 cores are shared with
-other jobs: wall times are measured under load), git sha, date, every command, and mean ± std over seeds. Nothing is
+Results go to benchmarks/results/gan.md and gan.json: machine, threads, load averages at start and end (the 2 cores
+are shared with other jobs: wall times are measured under load), git sha, date, every command, and mean ± std over seeds. Nothing is
 chosen on the test set: the final EMA generator of each run is evaluated.
 
     python benchmarks/gan.py                          # quick budget, seed 0, gan + cgan
