@@ -17,12 +17,13 @@ def stage(ctx: Context) -> dict:
     rows.append(["supervised (60k labels)", m.get("model", "cnn"), m.get("test_accuracy"), m.get("wall_seconds")])
     figs += figures(sup, ctx.dir, names=["learning_curves.png", "confusion.png"], prefix="supervised: ")
     method = default_method()
-    fl = ctx.dir / f"fewlabel-{method}-1000"
-    ctx.cli("fewlabel", "--dataset", "fashion-mnist", "--method", method, "--labels", 1000, "--split-seed", 0,
+    n = 100 if ctx.budget == "smoke" else 1000  # smoke runs train on a small subset: 10 labels per class fit
+    fl = ctx.dir / f"fewlabel-{method}-{n}"
+    ctx.cli("fewlabel", "--dataset", "fashion-mnist", "--method", method, "--labels", n, "--split-seed", 0,
             "--seed", 0, "--budget", ctx.budget, "--out", fl, "--resume")
     m2 = metrics(fl)
-    rows.append([f"{method}, 1000 labels", m2.get("model"), m2.get("test_accuracy"), m2.get("wall_seconds")])
-    figs += figures(fl, ctx.dir, names=["confusion.png"], prefix=f"{method}, 1000 labels: ")
+    rows.append([f"{method}, {n} labels", m2.get("model"), m2.get("test_accuracy"), m2.get("wall_seconds")])
+    figs += figures(fl, ctx.dir, names=["confusion.png"], prefix=f"{method}, {n} labels: ")
     tables.append({"title": "Fashion-MNIST 10k test", "columns": ["run", "model", "test accuracy", "seconds"],
                    "rows": rows})
     conf = sup / "confusion.json"
