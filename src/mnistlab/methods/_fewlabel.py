@@ -147,8 +147,11 @@ def train_classifier(cfg: FewLabelConfig, run: Run, d: FewLabelData, *, model: t
     def batch_at(step: int):
         idx = batcher(step)
         if online:
-            x = to_input(augment.digit_augment(x_tr[idx], step_generator(cfg.seed, step), strength=cfg.aug_strength),
-                         pre)
+            gen = step_generator(cfg.seed, step)
+            x = augment.digit_augment(x_tr[idx], gen, strength=cfg.aug_strength)
+            if s.ds.hflip_safe:  # mirror images keep their class only where the dataset says so (clothes, not digits)
+                x = augment.hflip(x, gen)
+            x = to_input(x, pre)
         else:
             x = x_in[idx]
         if s.precision == "bf16" and is_image:
