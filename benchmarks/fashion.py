@@ -29,33 +29,13 @@ sys.path.insert(0, str(ROOT / "src"))
 
 from mnistlab import fileio  # noqa: E402
 from mnistlab.methods import METHODS, methods_for  # noqa: E402
+from _machine import cpu_name, git_sha  # noqa: E402
 
 # Supervised recipe for clothes: the default CNN (0.29 M params) with the dataset's own label-preserving augmentation
 # (affine + horizontal flip, asked from Dataset.hflip_safe by the method), label smoothing, 15 epochs.
 SUPERVISED_SETS = ["label_smoothing=0.1"]
 SUPERVISED_EPOCHS = 15
 TARGET_SUPERVISED, TARGET_MINUTES, TARGET_1000 = 0.94, 10.0, 0.88
-
-
-def cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
-def git_sha() -> str:
-    try:
-        sha = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True,
-                             check=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=ROOT,
-                               capture_output=True, text=True).stdout.strip()
-        return sha + ("-dirty" if dirty else "")
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
 
 
 def run_cli(args: list[str], out: Path, log: list[dict], extra: dict, *, start: bool = True) -> dict | None:

@@ -14,13 +14,13 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import statistics
 import subprocess
 import sys
 import time
 from datetime import datetime, timezone
 from pathlib import Path
+from _machine import cpu_name, git_sha  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
@@ -29,18 +29,6 @@ LABELS = (10, 20, 50, 100, 250, 1000)
 LITERATURE = [("Ladder networks (Rasmus et al. 2015)", 1.06, 0.37), ("Improved GAN (Salimans et al. 2016)", 0.93, 0.065),
               ("Triple-GAN (Li et al. 2017)", 0.91, 0.58), ("Bad GAN (Dai et al. 2017)", 0.795, 0.098),
               ("IIC, no labels (Ji et al. 2019)", 0.77, None)]
-
-
-def cpu_name() -> str:
-    for line in Path("/proc/cpuinfo").read_text().splitlines():
-        if line.startswith("model name"):
-            return line.split(":", 1)[1].strip()
-    return platform.processor()
-
-
-def git_sha() -> str:
-    return subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"], capture_output=True,
-                          text=True).stdout.strip()
 
 
 def run_one(args, labels: int, draw: int) -> dict:

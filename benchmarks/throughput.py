@@ -16,7 +16,6 @@ import datetime as dt
 import os
 import shlex
 import statistics
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -32,19 +31,9 @@ from mnistlab.data import load_dataset  # noqa: E402
 from mnistlab.models import count_params, create_model  # noqa: E402
 from mnistlab.runs import cpu_name  # noqa: E402
 from mnistlab.train import autocast, cpu_has_bf16, resolve_precision  # noqa: E402
+from _machine import git_sha  # noqa: E402
 
 SETTINGS = [("fp32", False), ("fp32", True), ("bf16", False), ("bf16", True)]  # (precision, channels_last)
-
-
-def git_sha() -> str:
-    try:
-        sha = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True,
-                             check=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=ROOT,
-                               capture_output=True, text=True).stdout.strip()
-        return sha + ("-dirty" if dirty else "")
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
 
 
 class Bench:
