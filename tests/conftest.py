@@ -40,3 +40,15 @@ def digits_like(n: int = 8, seed: int = 0) -> np.ndarray:
         r = rng.integers(6, 20)
         x[i, 0, r: r + 3, 6:22] = 255
     return x
+
+
+@pytest.fixture(scope="session")
+def serve_classifier(tmp_path_factory):
+    """The tiny supervised run shared by the serve tests (API, schema, browser): trained once per session."""
+    from mnistlab import api
+
+    out = tmp_path_factory.getbasetemp() / "serve-clf"
+    if not (out / "metrics.json").exists():
+        api.train("supervised", command="supervised", budget="smoke", out=out,
+                  overrides={"train_subset": 256, "test_subset": 100})
+    return out

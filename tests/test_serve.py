@@ -15,7 +15,7 @@ fastapi = pytest.importorskip("fastapi", reason="the `serve` extra is not instal
 from fastapi.testclient import TestClient  # noqa: E402
 from PIL import Image  # noqa: E402
 
-from mnistlab import api, infer  # noqa: E402
+from mnistlab import infer  # noqa: E402
 from mnistlab.data import load_dataset  # noqa: E402
 from mnistlab.errors import MnistlabError  # noqa: E402
 from mnistlab.evaluate.metrics import softmax  # noqa: E402
@@ -24,23 +24,15 @@ from mnistlab.runs import Run  # noqa: E402
 from mnistlab.serve.app import MAX_BYTES, create_app  # noqa: E402
 
 
-def smoke_classifier(base):
-    """The tiny supervised run shared by the serve tests of one session (trained by whichever module needs it first)."""
-    out = base / "serve-clf"
-    if not (out / "metrics.json").exists():
-        api.train("supervised", command="supervised", budget="smoke", out=out,
-                  overrides={"train_subset": 256, "test_subset": 100})
-    return out
-
 
 @pytest.fixture(scope="module")
-def runs(tmp_path_factory):
+def runs(tmp_path_factory, serve_classifier):
     """The tiny trained classifier run and a hand-made (untrained) 2-class detector run folder."""
     root = tmp_path_factory.mktemp("serve")
     torch.manual_seed(0)
     det = create_model("cnn-small", num_classes=2)
     Run(root / "det").save_model(det, model_spec("cnn-small", in_shape=(1, 28, 28), num_classes=2))
-    return {"clf": smoke_classifier(tmp_path_factory.getbasetemp()), "det": root / "det", "root": root}
+    return {"clf": serve_classifier, "det": root / "det", "root": root}
 
 
 @pytest.fixture(scope="module")

@@ -17,7 +17,6 @@ import pytest
 pytest.importorskip("fastapi", reason="the `serve` extra is not installed")
 from PIL import Image  # noqa: E402
 
-from mnistlab import api  # noqa: E402
 from mnistlab.data import load_dataset  # noqa: E402
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
@@ -25,14 +24,6 @@ pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="Debian chromium is not
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync", "--no-first-run"]
 
-
-def smoke_classifier(base):
-    """The tiny supervised run shared by the serve tests of one session (trained by whichever module needs it first)."""
-    out = base / "serve-clf"
-    if not (out / "metrics.json").exists():
-        api.train("supervised", command="supervised", budget="smoke", out=out,
-                  overrides={"train_subset": 256, "test_subset": 100})
-    return out
 
 
 def free_port() -> int:
@@ -53,9 +44,9 @@ def http(url: str, data: bytes | None = None, ctype: str | None = None) -> tuple
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory):
+def server(tmp_path_factory, serve_classifier):
     """`mnistlab serve` in a subprocess on a free loopback port; stopped (SIGINT, then kill) at the end."""
-    run_dir = smoke_classifier(tmp_path_factory.getbasetemp())
+    run_dir = serve_classifier
     port = free_port()
     log = tmp_path_factory.mktemp("e2e") / "server.log"
     with open(log, "wb") as f:

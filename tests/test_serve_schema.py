@@ -7,21 +7,12 @@ from hypothesis import HealthCheck, given, settings  # noqa: E402
 
 from schemathesis.specs.openapi.checks import positive_data_acceptance  # noqa: E402
 
-from mnistlab import api  # noqa: E402
 from mnistlab.serve.app import create_app  # noqa: E402
 
 
-def smoke_classifier(base):
-    """The tiny supervised run shared by the serve tests of one session (trained by whichever module needs it first)."""
-    out = base / "serve-clf"
-    if not (out / "metrics.json").exists():
-        api.train("supervised", command="supervised", budget="smoke", out=out,
-                  overrides={"train_subset": 256, "test_subset": 100})
-    return out
-
 
 @pytest.fixture(scope="module")
-def api_schema(tmp_path_factory):
+def api_schema(tmp_path_factory, serve_classifier):
     """The app with every optional part loaded: classifier, (untrained) detector and conditional GAN."""
     import torch
 
@@ -35,7 +26,7 @@ def api_schema(tmp_path_factory):
                                  model_spec("cnn-small", in_shape=(1, 28, 28), num_classes=2))
     spec = gan_spec(num_classes=10)
     Run(root / "cgan").save_model(build_generator(spec).eval(), spec, name="generator")
-    app = create_app(smoke_classifier(tmp_path_factory.getbasetemp()), detector_dir=root / "det",
+    app = create_app(serve_classifier, detector_dir=root / "det",
                      gan_dir=root / "cgan")
     return schemathesis.openapi.from_asgi("/openapi.json", app)
 
