@@ -20,9 +20,7 @@ import os
 import platform
 import shlex
 import statistics
-import subprocess
 import sys
-import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -30,6 +28,7 @@ sys.path.insert(0, str(ROOT / "src"))
 
 from mnistlab import fileio  # noqa: E402
 from mnistlab.runs import cpu_name, git_info  # noqa: E402
+from _machine import run_cli as shared_run_cli  # noqa: E402
 
 TARGETS = {"accuracy": 0.999, "lofo_min_accuracy": 0.99, "auroc_fashion": 0.995, "train_minutes": 5.0}
 KEYS = ("accuracy", "digit_recall", "nondigit_recall", "auroc_fashion", "fpr95_fashion", "accepted_fashion",
@@ -38,19 +37,9 @@ KEYS = ("accuracy", "digit_recall", "nondigit_recall", "auroc_fashion", "fpr95_f
 
 def run_cli(args: list[str], out: Path) -> tuple[dict | None, dict]:
     """`mnistlab <args> --out <out> --resume --json` in a subprocess → (metrics or None, log entry)."""
-    cmd = ["mnistlab", *args, "--out", str(out), "--resume", "--json"]
-    shown = " ".join(shlex.quote(a) for a in cmd)
-    print(f"$ {shown}", flush=True)
-    t0, load0 = time.time(), os.getloadavg()
-    res = subprocess.run([sys.executable, "-m", "mnistlab", *cmd[1:]], cwd=ROOT, capture_output=True, text=True,
-                         env={**os.environ, "MNISTLAB_QUIET": "1"})
-    entry = {"command": shown, "process_seconds": round(time.time() - t0, 1),
-             "load_avg_before": [round(x, 2) for x in load0], "load_avg_after": [round(x, 2) for x in os.getloadavg()]}
-    if res.returncode != 0:
-        entry["error"] = (res.stderr.strip().splitlines() or ["?"])[-1]
-        print(f"  failed: {entry['error']}", flush=True)
+    metrics, entry = shared_run_cli([*args, "--out", str(out), "--resume", "--json"])
+    if metrics is None:
         return None, entry
-    metrics = json.loads(res.stdout.strip().splitlines()[-1])
     entry["metrics"] = {k: metrics.get(k) for k in KEYS}
     for k in ("family_accuracy", "lofo_accuracy", "lofo_min_accuracy", "lofo_digit_recall_min"):
         if k in metrics:

@@ -16,11 +16,8 @@ import argparse
 import datetime as dt
 import json
 import os
-import shlex
 import statistics
-import subprocess
 import sys
-import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -28,27 +25,12 @@ sys.path.insert(0, str(ROOT / "src"))
 
 from mnistlab import fileio  # noqa: E402
 from mnistlab.runs import cpu_name, git_info  # noqa: E402
+from _machine import run_cli as cli  # noqa: E402
 
 TARGETS = "MNIST score ≥ 9.5; every class 8–12 % of 10k samples; cgan agreement ≥ 98 %; classifier-FID ≤ 3× floor; " \
           "quick budget ≤ 10 min wall on 2 idle cores"
 ROW = ("mnist_score", "min_share", "max_share", "conditional_agreement", "fid", "fid_floor_train_vs_test",
        "fid_ratio_to_floor", "nn_distance_generated_median", "nn_distance_test_median")
-
-
-def cli(args: list[str]) -> tuple[dict | None, dict]:
-    """`python -m mnistlab <args>` in a subprocess → (last JSON line of stdout or None, log entry)."""
-    shown = "mnistlab " + " ".join(shlex.quote(a) for a in args)
-    print(f"$ {shown}", flush=True)
-    t0, load0 = time.time(), os.getloadavg()
-    res = subprocess.run([sys.executable, "-m", "mnistlab", *args], cwd=ROOT, capture_output=True, text=True,
-                         env={**os.environ, "MNISTLAB_QUIET": "1"})
-    entry = {"command": shown, "process_seconds": round(time.time() - t0, 1),
-             "load_avg_before": [round(x, 2) for x in load0], "load_avg_after": [round(x, 2) for x in os.getloadavg()]}
-    if res.returncode != 0:
-        entry["error"] = (res.stderr.strip().splitlines() or ["?"])[-1]
-        print(f"  failed: {entry['error']}", flush=True)
-        return None, entry
-    return json.loads(res.stdout.strip().splitlines()[-1]), entry
 
 
 def progress(run_dir: Path, step: int | None = None) -> dict:
