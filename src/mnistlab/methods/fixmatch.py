@@ -51,8 +51,10 @@ class FixMatchConfig(TrainConfig):
     stats_momentum: float = 0.99  # running means of DA and adaptive thresholds (0.999 is too slow for ~10³ steps)
     n_ops: int = 2  # strong-view ops per image on average
     cutout: int = 10  # strong-view cutout square side (pixels)
+    strong_affine: float = 1.0  # scale of the strong view's warp (1 = ±25°, shear ±15°, shift ±15 %, zoom 0.8–1.15)
     eval_points: int = 4  # evaluations (learning-curve points) per run
     curve_test_size: int = 2000  # test images in the learning curve (shown only; the final test uses all)
+    init: str = "random"  # random | rotnet: start from the rotation-pretext trunk (cached; needs a pretext model)
     selection: str = "final-ema"  # the reported model: the EMA weights after the last step (no selection)
 
 
@@ -63,6 +65,11 @@ BUDGETS = {
     "quick": {},
     "full": {"epochs": 30},
 }
+
+
+def strong_geometry(a: float) -> dict:
+    """The strong view's warp ranges scaled by `a` (1 = the defaults of `strong_view`)."""
+    return {"degrees": 25.0 * a, "shear": 15.0 * a, "translate": 0.15 * a, "scale": (1 - 0.2 * a, 1 + 0.15 * a)}
 
 
 class SSLState(nn.Module):
@@ -129,6 +136,24 @@ def ssl_loss(state: SSLState, cfg: FixMatchConfig, x_lb, y_lb, x_w, x_s) -> dict
             "mask": mask.mean(), "_lab": lab, "_mask": mask}
 
 
+def init_weights(net: nn.Module, cfg: FixMatchConfig, *, budget: str) -> dict:
+    """Random init, or the trunk of the rotation-pretext model of the same architecture (RotNet initialisation)."""
+    if cfg.init == "random":
+        return {}
+    if cfg.init != "rotnet":
+        raise MnistlabError(f"unknown init {cfg.init!r}; valid: random, rotnet")
+    from mnistlab.methods.rotnet import pretrained_pretext, transfer_weights
+    from mnistlab.models import MODELS
+
+    if not MODELS.info(cfg.model).get("pretext"):
+        raise MnistlabError(f"init=rotnet needs a model with a rotation pretext (e.g. rotnet-cnn), not {cfg.model!r}")
+    pretext, info = pretrained_pretext(cfg.model, budget="smoke" if budget == "smoke" else "full",
+                                       dataset=cfg.dataset, precision=cfg.precision)
+    copied = transfer_weights(pretext, net)
+    return {"pretext_key": info["key"], "pretext_test_accuracy": info["pretext_test_accuracy"],
+            "transferred_tensors": len(copied)}
+
+
 def run_ssl(cfg: FixMatchConfig, run, *, resume: bool = False) -> dict:
     """Shared entry point of fixmatch / freematch."""
     s = setup(cfg)
@@ -141,7 +166,9 @@ def run_ssl(cfg: FixMatchConfig, run, *, resume: bool = False) -> dict:
     run.save_splits(**sp)
     lab_idx, val_idx, ulb_idx = sp["labelled"], sp["val"], sp["unlabelled"]
     in_shape, k = s.ds.shape, s.ds.num_classes
-    student = prepare_module(create_model(cfg.model, in_shape=in_shape, num_classes=k), s.precision)
+    net = create_model(cfg.model, in_shape=in_shape, num_classes=k)
+    info = init_weights(net, cfg, budget=cfg.budget)
+    student = prepare_module(net, s.precision)
     spec = model_spec(cfg.model, in_shape=in_shape, num_classes=k)
     state = SSLState(student, k)
 
@@ -161,7 +188,7 @@ def run_ssl(cfg: FixMatchConfig, run, *, resume: bool = False) -> dict:
         x_lb = weak_view(x_lb, gen, hflip=flip) if cfg.augment else x_lb
         x_u = x_all[iu].float() / 255
         x_w, x_s = weak_view(x_u, gen, hflip=flip), strong_view(x_u, gen, n_ops=cfg.n_ops, cutout=cfg.cutout,
-                                                               hflip=flip)
+                                                               hflip=flip, **strong_geometry(cfg.strong_affine))
         if cl:
             x_lb, x_w, x_s = (t.contiguous(memory_format=torch.channels_last) for t in (x_lb, x_w, x_s))
         return x_lb, y_all[il], x_w, x_s, y_all[iu]
@@ -202,7 +229,7 @@ def run_ssl(cfg: FixMatchConfig, run, *, resume: bool = False) -> dict:
     return {**metrics, "val_accuracy": val.get("val_accuracy"), "labels": cfg.labels, "split_seed": cfg.split_seed,
             "seed": cfg.seed, "steps": total, "params": count_params(ema), "precision": s.precision,
             "final_mask_rate": last.get("train_mask"), "final_pl_acc": last.get("train_pl_acc"),
-            "selection": cfg.selection}
+            "selection": cfg.selection, "init": cfg.init, **info}
 
 
 @METHODS.register("fixmatch", config=FixMatchConfig, budgets=BUDGETS, task="fewlabel")

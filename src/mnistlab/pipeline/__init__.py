@@ -55,6 +55,14 @@ class Context:
         if code:
             raise MnistlabError(f"`mnistlab {' '.join(args)}` exited with {code}")
 
+    def sets(self, table: dict[str, dict[str, Any]]) -> list[str]:
+        """`--set key=value` flags for this budget from a stage's {budget: {field: value}} table.
+
+        `mnistlab run --budget quick` must show every section in ≤ 30 min, so its stages train shorter than the
+        commands' own `quick` budgets; the section's command line carries these flags, so it reproduces exactly.
+        """
+        return [a for k, v in table.get(self.budget, {}).items() for a in ("--set", f"{k}={v}")]
+
     def rel(self, path: Path) -> str:
         return str(Path(path).resolve().relative_to(self.dir.resolve()))
 

@@ -11,13 +11,18 @@ from mnistlab.pipeline._sections import figures, metrics, metrics_table
 STUDY_BUDGET = {"smoke": "smoke", "quick": "smoke", "full": "quick"}
 
 
+# `run --budget quick`: 3 epochs of the CNN (≈ 99.3 %, ≈ 1.5 min) instead of the command's 12 (≈ 99.6 %, ≈ 6 min)
+SETS = {"cnn": {"quick": {"epochs": 3}}, "mlp": {"quick": {"epochs": 6}}}
+
+
 @STAGES.register("classification", order=4, title="Classification study: supervised CNN and MLP, splits, "
                  "posteriors, rejection", estimate={"smoke": 120, "quick": 600, "full": 2400})
 def stage(ctx: Context) -> dict:
     rows, figs, tables, paras = [], [], [], []
     for model in ("cnn", "mlp"):
         out = ctx.dir / f"supervised-{model}"
-        ctx.cli("supervised", "--model", model, "--budget", ctx.budget, "--seed", 0, "--out", out, "--resume")
+        ctx.cli("supervised", "--model", model, "--budget", ctx.budget, "--seed", 0, *ctx.sets(SETS[model]), "--out", out,
+                "--resume")
         rows.append((model, metrics(out)))
         figs += figures(out, ctx.dir, names=[n for n in ("learning_curves.png", "confusion.png", "prediction_0.png",
                                                          "prediction_2.png", "mistakes.png")
@@ -69,7 +74,8 @@ def stage(ctx: Context) -> dict:
                                      r_.get("test_loss"), r_.get("wall_seconds")] for r_ in s["rows"]]})
         figs += figures(out, ctx.dir, names=[n for n in ("study.png", "study_history.png") if (out / n).exists()],
                         prefix=f"study {name}: ")
-    return {"command": f"mnistlab supervised --model cnn --budget {ctx.budget} --seed 0 --out DIR; mnistlab "
+    return {"command": f"mnistlab supervised --model cnn --budget {ctx.budget} --seed 0 "
+                       f"{' '.join(ctx.sets(SETS['cnn']))} --out DIR; mnistlab "
                        "posteriors --run DIR; mnistlab reject --run DIR --ood fashion-mnist; mnistlab study "
                        f"iterations|lr|hidden|cv --budget {sb}", "seeds": {"seed": 0, "split_seed": 0},
             "paragraphs": paras, "tables": tables, "figures": figs}
