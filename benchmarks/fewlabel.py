@@ -3,6 +3,7 @@
     python benchmarks/fewlabel.py                                  # 10 20 50 100 250 1000 labels, 5 draws at 100, 3 else
     python benchmarks/fewlabel.py --labels 100 --draws 5 --set steps=400   # a reduced run (say so in the results)
     python benchmarks/fewlabel.py --report-only                    # rebuild the tables from the finished run folders
+    python benchmarks/fewlabel.py --labels 100 --threads 1 --jobs 2  # two draws at a time, one core each
 
 Each run is its own `mnistlab fewlabel … --resume --json` process (a killed benchmark continues where it stopped).
 The split seed is the draw number; the training seed is fixed. Nothing is chosen on the test set: every run reports its
@@ -69,7 +70,9 @@ def collect_one(folder: Path) -> dict | None:
             "steps_per_s": round(m["steps"] / wall, 3) if m.get("steps") else None,
             "final_mask_rate": m.get("final_mask_rate"), "final_pl_acc": m.get("final_pl_acc"),
             "config": {k: cfg.get(k) for k in ("model", "batch_size", "mu", "lr", "threshold", "threshold_mode",
-                                               "dist_align", "teacher", "ema", "steps", "epochs", "selection")}}
+                                               "dist_align", "teacher", "ema", "steps", "epochs", "strong_affine",
+                                               "init", "bn_recalibrate", "selection")},
+            "test_accuracy_running_bn": m.get("test_running_bn_accuracy")}
 
 
 def mean_std(xs: list[float]) -> tuple[float, float]:
@@ -161,6 +164,7 @@ def main() -> None:
     p.add_argument("--budget", default="quick")
     p.add_argument("--threads", type=int, default=0)
     p.add_argument("--set", action="append", help="config override passed to every run (key=value)")
+    p.add_argument("--jobs", type=int, default=1, help="runs at a time (use with --threads 1 on 2 cores)")
     p.add_argument("--runs", default=str(ROOT / "runs" / "bench-fewlabel"))
     p.add_argument("--name", default="fewlabel", help="results file stem")
     p.add_argument("--report-only", action="store_true", help="only collect finished runs under --runs")
@@ -169,14 +173,17 @@ def main() -> None:
     if args.report_only:
         rows = [r for f in sorted(Path(args.runs).glob("*")) if (r := collect_one(f))]
         return write(args, rows, started)
+    from concurrent.futures import ThreadPoolExecutor, as_completed
+
+    todo = [(n, d) for n in args.labels for d in range(args.draws_100 if n == 100 else args.draws)]
     rows = []
-    for labels in args.labels:
-        for draw in range(args.draws_100 if labels == 100 else args.draws):
-            rows.append(run_one(args, labels, draw))
-            r = rows[-1]
-            print(f"labels {labels} draw {draw}: {100 * r['test_accuracy']:.2f} % in {r['wall_seconds']:.0f} s",
-                  flush=True)
-            write(args, rows, started)
+    with ThreadPoolExecutor(max_workers=max(1, args.jobs)) as pool:  # each run is its own process
+        futures = {pool.submit(run_one, args, n, d): (n, d) for n, d in todo}
+        for fut in as_completed(futures):
+            rows.append(r := fut.result())
+            print(f"labels {r['labels']} draw {r['split_seed']}: {100 * r['test_accuracy']:.2f} % in "
+                  f"{r['wall_seconds']:.0f} s", flush=True)
+            write(args, sorted(rows, key=lambda r: (r["labels"], r["split_seed"])), started)
 
 
 if __name__ == "__main__":

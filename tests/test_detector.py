@@ -119,3 +119,15 @@ def test_detect_errors_are_one_line(cli, tmp_path):
     assert code == 2 and len(err.strip().splitlines()) == 1
     code, _, err = cli("detect", "train", "--budget", "smoke", "--families", "uniform,nope", "--out", tmp_path / "r")
     assert code == 2 and "unknown negative family 'nope'" in err
+
+
+def test_a_clothes_detector_is_judged_on_digits_never_on_its_own_data(cli, tmp_path):
+    # trained on Fashion-MNIST, the default out-of-distribution set (Fashion-MNIST) would be its own data
+    code, out, err = cli("detect", "train", "--dataset", "fashion-mnist", "--budget", "smoke", "--threads", "1",
+                         "--set", "lofo=false", "--out", tmp_path / "f", "--json")
+    assert code == 0, err
+    m = json.loads(out)
+    assert m["ood_dataset"] == "mnist" and 0.0 <= m["auroc_mnist"] <= 1.0
+    code, _, err = cli("detect", "train", "--dataset", "fashion-mnist", "--budget", "smoke", "--set",
+                       "ood_fallback=fashion-mnist", "--out", tmp_path / "g")
+    assert code == 2 and "must differ" in err and not (tmp_path / "g" / "metrics.json").exists()

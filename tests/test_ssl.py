@@ -145,3 +145,28 @@ def test_freematch_smoke_and_bad_settings(cli, tmp_path):
     code, _, err = cli("fewlabel", "--method", "fixmatch", "--budget", "smoke", "--set", "teacher=oracle",
                        "--out", tmp_path / "g")
     assert code == 2 and "unknown teacher" in err and len(err.strip().splitlines()) == 1
+
+
+def test_bn_recalibration_matches_the_batch_statistics_of_clean_images():
+    from mnistlab.methods._common import recalibrate_bn
+
+    torch.manual_seed(0)
+    net = create_model("cnn-small", in_shape=(1, 28, 28), num_classes=10)
+    bn = net.features[0][1]
+    bn.running_mean.fill_(5.0)  # stale statistics, as after training on other images
+    bn.momentum = 0.1
+    x = torch.rand(300, 1, 28, 28)
+    assert recalibrate_bn(net.eval(), x, precision="fp32", batch=100) > 0
+    with torch.no_grad():
+        h = net.features[0][0](x)  # (300, 16, 28, 28): what the first BN normalises
+    torch.testing.assert_close(bn.running_mean, h.mean((0, 2, 3)), atol=1e-5, rtol=1e-4)
+    assert bn.momentum == 0.1 and not net.training  # settings restored
+
+
+def test_rotnet_init_needs_a_pretext_model_and_a_known_name(cli, tmp_path):
+    code, _, err = cli("fewlabel", "--method", "fixmatch", "--budget", "smoke", "--set", "init=imagenet",
+                       "--out", tmp_path / "a")
+    assert code == 2 and "unknown init" in err
+    code, _, err = cli("fewlabel", "--method", "fixmatch", "--budget", "smoke", "--set", "init=rotnet",
+                       "--out", tmp_path / "b")
+    assert code == 2 and "rotation pretext" in err

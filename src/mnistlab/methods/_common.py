@@ -13,7 +13,7 @@ from mnistlab.evaluate.metrics import (accuracy, confusion, confused_pairs, most
                                       softmax)
 from mnistlab.report import plots
 from mnistlab.runs import Run
-from mnistlab.train import dist_init, resolve_precision, setup_threads
+from mnistlab.train import autocast, dist_init, resolve_precision, setup_threads
 
 
 @dataclass
@@ -50,6 +50,39 @@ def cosine_lr(total_steps: int, warmup: int = 0, final: float = 0.0):
         t = (step - warmup) / max(1, total_steps - warmup)
         return final + (1 - final) * 0.5 * (1 + math.cos(math.pi * t))
     return lr_at
+
+
+@torch.no_grad()
+def recalibrate_bn(model: torch.nn.Module, x: torch.Tensor, *, precision: str, batch: int = 512) -> int:
+    """Recompute every batch-norm layer's running mean/variance on clean images x (N, C, H, W) float in [0, 1].
+
+    Why: a semi-supervised student normalises mostly strongly augmented batches, so its running statistics (which
+    the EMA model copies) describe strong views, not the images it is evaluated on. An exact average over clean
+    training images (momentum None) fixes that; no label is used. Runs under the precision the model is evaluated
+    in (bf16 convs give slightly different statistics). Returns the number of layers recalibrated.
+    """
+    bns = [m for m in model.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
+    if not bns or len(x) == 0:
+        return 0
+    was_training = model.training
+    saved = [(m.momentum, m.training) for m in bns]
+    for m in bns:
+        m.reset_running_stats()
+        m.momentum = None  # cumulative average over the batches below
+    model.train()
+    dtype = next(model.parameters()).dtype
+    cl = next((p for p in model.parameters() if p.dim() == 4), None)
+    for i in range(0, len(x), batch):
+        xb = x[i:i + batch].to(dtype)
+        if cl is not None and cl.is_contiguous(memory_format=torch.channels_last):
+            xb = xb.contiguous(memory_format=torch.channels_last)
+        with autocast(precision):
+            model(xb)
+    for m, (mom, tr) in zip(bns, saved):
+        m.momentum = mom
+        m.train(tr)
+    model.train(was_training)
+    return len(bns)
 
 
 def eval_split(model, x, y, *, spec, precision, prefix: str) -> dict:

@@ -54,7 +54,8 @@ class DetectorConfig(TrainConfig):
     augment: bool = True  # random affine (±10°, ±10 %, ×0.9–1.1) on half of each batch, both classes alike
     lofo: bool = True  # leave-one-family-out detectors
     lofo_epochs: float = 1.0
-    ood_dataset: str = "fashion-mnist"  # never used in training
+    ood_dataset: str = "fashion-mnist"  # never used in training; "" = no out-of-distribution test
+    ood_fallback: str = "mnist"  # the OOD set when ood_dataset is the training dataset (a clothes detector)
 
 
 BUDGETS = {
@@ -149,6 +150,9 @@ def run(cfg: DetectorConfig, run: Run, *, resume: bool = False) -> dict:
     ds = load_dataset(cfg.dataset)
     if ds.shape != (1, 28, 28):
         raise MnistlabError(f"the detector needs 28×28 grey digits; {cfg.dataset} has images {ds.shape}")
+    ood_name = cfg.ood_dataset if cfg.ood_dataset != cfg.dataset else cfg.ood_fallback
+    if ood_name == cfg.dataset:
+        raise MnistlabError(f"the out-of-distribution set must differ from the training set ({cfg.dataset})")
     pos_idx, val_idx, spare_idx = _split(cfg, len(ds.train_y))
     run.save_splits(positives=pos_idx, val=val_idx)
     spare = ds.train_x[spare_idx] if len(spare_idx) >= 3 else ds.train_x[pos_idx]
@@ -197,15 +201,16 @@ def run(cfg: DetectorConfig, run: Run, *, resume: bool = False) -> dict:
 
     # ---- out of distribution: a dataset never seen in training
     groups = {"MNIST test (digits)": test_m[test_y == 1], "generated (test seed)": test_m[test_y == 0]}
-    if cfg.ood_dataset:
-        ood = load_dataset(cfg.ood_dataset)
+    if ood_name:
+        ood = load_dataset(ood_name)
         ood_x = ood.test_x[: cfg.test_subset] if cfg.test_subset else ood.test_x
         ood_m = _margin(infer.logits(model, ood_x, precision=precision))
         rep = ood_report(test_m[test_y == 1], ood_m, threshold=thr)
-        key = cfg.ood_dataset.replace("-mnist", "").replace("-", "_")
+        key = ood_name.replace("-mnist", "").replace("-", "_")
         metrics.update({f"auroc_{key}": rep["auroc"], f"fpr95_{key}": rep["fpr95"],
                         f"accepted_{key}": rep["accepted_out"]})
-        groups[f"{cfg.ood_dataset} test (never seen)"] = ood_m
+        groups[f"{ood_name} test (never seen)"] = ood_m
+        metrics["ood_dataset"] = ood_name
         run.save_array("ood_margins.npy", ood_m.astype(np.float32))
     run.save_figure("scores.png", plots.score_histograms(groups, threshold=thr, xlabel="margin = logit(digit) − "
                                                                                       "logit(no digit)"))

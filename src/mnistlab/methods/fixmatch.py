@@ -23,7 +23,7 @@ from mnistlab.data.randaugment import strong_view, weak_view
 from mnistlab.data.splits import labelled_split
 from mnistlab.errors import MnistlabError
 from mnistlab.methods import METHODS
-from mnistlab.methods._common import classifier_outputs, cosine_lr, eval_split, setup
+from mnistlab.methods._common import classifier_outputs, cosine_lr, eval_split, recalibrate_bn, setup
 from mnistlab.methods._ema import EMA
 from mnistlab.models import count_params, create_model, model_spec
 from mnistlab.train import Batcher, fit, prepare_module, step_generator
@@ -55,6 +55,7 @@ class FixMatchConfig(TrainConfig):
     eval_points: int = 4  # evaluations (learning-curve points) per run
     curve_test_size: int = 2000  # test images in the learning curve (shown only; the final test uses all)
     init: str = "random"  # random | rotnet: start from the rotation-pretext trunk (cached; needs a pretext model)
+    bn_recalibrate: int = 8192  # clean unlabelled images to recompute the EMA model's BN statistics on (0 = off)
     selection: str = "final-ema"  # the reported model: the EMA weights after the last step (no selection)
 
 
@@ -221,6 +222,13 @@ def run_ssl(cfg: FixMatchConfig, run, *, resume: bool = False) -> dict:
                   lr_at=cosine_lr(total, warmup=min(50, total // 20)), precision=s.precision, seed=cfg.seed,
                   ckpt_every=cfg.ckpt_every, resume=resume, world=s.world, desc=f"{cfg.threshold_mode} {cfg.model}")
     ema = state.ema.module
+    n_bn = min(cfg.bn_recalibrate, len(ulb_idx))
+    ablation = {}
+    if n_bn:
+        # shown beside the result (an ablation, not a choice: the config fixes which model is reported)
+        ablation = eval_split(ema, s.test_x, s.test_y, spec={}, precision=s.precision, prefix="test_running_bn")  # the unlabelled images, clean, in a seeded order (no label used)
+        pick = ulb_idx[torch.randperm(len(ulb_idx), generator=torch.Generator().manual_seed(cfg.seed))[:n_bn].numpy()]
+        recalibrate_bn(ema, x_all[pick].float() / 255, precision=s.precision)
     run.save_model(ema, spec)
     metrics = classifier_outputs(run, ema, spec={}, ds=s.ds, test_x=s.test_x, test_y=s.test_y, history=history,
                                  precision=s.precision)
@@ -229,7 +237,7 @@ def run_ssl(cfg: FixMatchConfig, run, *, resume: bool = False) -> dict:
     return {**metrics, "val_accuracy": val.get("val_accuracy"), "labels": cfg.labels, "split_seed": cfg.split_seed,
             "seed": cfg.seed, "steps": total, "params": count_params(ema), "precision": s.precision,
             "final_mask_rate": last.get("train_mask"), "final_pl_acc": last.get("train_pl_acc"),
-            "selection": cfg.selection, "init": cfg.init, **info}
+            "selection": cfg.selection, "init": cfg.init, "bn_recalibrated_on": n_bn, **ablation, **info}
 
 
 @METHODS.register("fixmatch", config=FixMatchConfig, budgets=BUDGETS, task="fewlabel")

@@ -31,6 +31,7 @@ class SupervisedConfig(TrainConfig):
     weight_decay: float = 5e-4
     label_smoothing: float = 0.0
     augment: bool = True  # random affine: ±10°, ±10 % shift, ×0.9–1.1 zoom (+ flips where the dataset allows)
+    cutout: int = 0  # with augment: zero a random square of this side (pixels) in every image (random erasing)
     val_size: int = 0  # training images held out (stratified) to monitor generalisation; 0 = train on all
     split_seed: int = 0
     binarize: int = -1  # ≥0: ink = pixel ≥ threshold (the seed report used 34)
@@ -57,9 +58,10 @@ def model_kwargs(cfg: SupervisedConfig) -> dict:
     return kw
 
 
-def augment_batch(x: torch.Tensor, gen: torch.Generator, *, hflip: bool) -> torch.Tensor:
+def augment_batch(x: torch.Tensor, gen: torch.Generator, *, hflip: bool, cutout: int = 0) -> torch.Tensor:
     x = augment.random_affine(x, gen, degrees=10, translate=0.1, scale=(0.9, 1.1))
-    return augment.hflip(x, gen) if hflip else x
+    x = augment.hflip(x, gen) if hflip else x
+    return augment.cutout(x, gen, size=cutout)
 
 
 SPLITS = {"official": None, "60/40": (0.6, 0.4), "60/20/20": (0.6, 0.2, 0.2)}
@@ -124,7 +126,7 @@ def run(cfg: SupervisedConfig, run, *, resume: bool = False) -> dict:
         idx = batcher(step)
         x = preprocess(x_tr[idx], spec_pre)
         if cfg.augment and is_image:
-            x = augment_batch(x, step_generator(cfg.seed, step), hflip=s.ds.hflip_safe)
+            x = augment_batch(x, step_generator(cfg.seed, step), hflip=s.ds.hflip_safe, cutout=cfg.cutout)
         if s.precision == "bf16" and is_image:
             x = x.contiguous(memory_format=torch.channels_last)
         return x, y_tr[idx]
