@@ -14,6 +14,7 @@ CASES = [  # (function, zero-strength kwargs, full-strength kwargs)
     (augment.stroke, dict(radius=0), dict(radius=2)),
     (augment.perspective, dict(distortion=0), dict(distortion=0.2)),
     (augment.digit_augment, dict(strength=0), dict(strength=1.0)),
+    (augment.extra_stroke, dict(length=(0.0, 0.0)), dict(length=(5.0, 12.0), width=2.0)),
 ]
 
 
@@ -48,3 +49,12 @@ def test_offline_expansion():
     assert y.shape == (24, 1, 28, 28)
     assert torch.equal(y[:6], X)  # the originals first, then `copies` variants of each
     assert not torch.equal(y[6:12], X)
+
+
+def test_extra_stroke_adds_one_bar_of_the_asked_length():
+    x = torch.zeros(256, 1, 28, 28)
+    y = augment.extra_stroke(x, torch.Generator().manual_seed(0), length=(10.0, 10.0), width=2.0)
+    ink = y.sum((1, 2, 3))  # a 10 × 2 px bar plus round-ish antialiased ends: ≈ 20–26 px of ink
+    assert float(ink.min()) > 18 and float(ink.max()) < 28
+    assert torch.equal(torch.maximum(X, augment.extra_stroke(X, torch.Generator().manual_seed(0), length=(8.0, 8.0))),
+                       augment.extra_stroke(X, torch.Generator().manual_seed(0), length=(8.0, 8.0)))  # only adds ink

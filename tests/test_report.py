@@ -94,3 +94,25 @@ def test_smoke_study_resumes_after_kill_and_renders(tmp_path):
     seen = browser_check(page)
     assert seen["data-sections"] == len(ordered_stages())
     assert seen["data-broken-images"] == 0 and seen["data-empty-sections"] == 0
+
+
+def test_stage_overrides_are_real_config_fields(tmp_path):
+    """`run --budget quick` shortens stages with `--set` flags: each must name a field of the config it reaches."""
+    from dataclasses import fields
+
+    from mnistlab.commands.fewlabel import default_method
+    from mnistlab.methods import METHODS
+    from mnistlab.pipeline import Context, classification, detector, fashion, gan, ssl
+
+    def names(method):
+        return {f.name for f in fields(METHODS.info(method)["config"])}
+
+    tables = [(classification.SETS["cnn"], "supervised"), (classification.SETS["mlp"], "supervised"),
+              (detector.SETS, "detector"), (fashion.SUP_SETS, "supervised"), (fashion.FEW_SETS, default_method()),
+              (gan.SETS, "gan"), (ssl.SETS, default_method())]
+    for table, method in tables:
+        for budget, sets in table.items():
+            assert sets and set(sets) <= names(method), (method, budget, sets)
+    ctx = Context(tmp_path, "quick", tmp_path)
+    assert ctx.sets({"quick": {"steps": 10, "lr": 0.1}}) == ["--set", "steps=10", "--set", "lr=0.1"]
+    assert Context(tmp_path, "full", tmp_path).sets({"quick": {"steps": 10}}) == []

@@ -19,6 +19,7 @@ OPS = {
     "contrast": (augment.contrast, {"gain": (0.5, 1.0), "gamma": (0.5, 2.0)}),
     "blur": (augment.blur, {"sigma": (0.3, 1.0)}),
     "noise": (augment.noise, {"std": 0.2}),
+    "extra_stroke": (augment.extra_stroke, {"length": (5.0, 12.0), "width": 2.0}),  # pixels
 }
 
 

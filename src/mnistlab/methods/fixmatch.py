@@ -6,6 +6,10 @@ weak view; where its confidence passes the threshold, the student must predict t
 Options: distribution alignment of the teacher's probabilities (ReMixMatch), and FreeMatch's self-adaptive
 class thresholds (`threshold_mode="adaptive"`, registered as the `freematch` method in methods/freematch.py).
 
+Digit-specific choices, measured on MNIST with 100 labels (benchmarks/results/fewlabel.md): a mild strong warp
+(`strong_affine`), an extra-stroke op in the strong view (data/randaugment.py), and BN statistics recomputed on clean
+images after training (`bn_recalibrate`, the strong views skew them).
+
 Model selection: none. The EMA model after the last step is evaluated and saved — never a checkpoint chosen on the
 test set; with `val_labels` > 0 a validation split carved from the labels is reported beside it.
 """
@@ -38,7 +42,7 @@ class FixMatchConfig(TrainConfig):
     augment: bool = True  # weak view on the labelled batch
     batch_size: int = 32  # labelled images per step (B)
     mu: int = 7  # unlabelled images per step = mu × B
-    epochs: float = 12.0  # passes over the unlabelled set (steps = epochs × N_unlabelled / (mu B))
+    epochs: float = 13.0  # passes over the unlabelled set (steps = epochs × N_unlabelled / (mu B)); 13 ≈ 3500 steps
     steps: int = 0  # optimiser steps; 0 = from epochs
     lr: float = 0.05  # SGD nesterov, momentum 0.9, cosine decay to 0 after a short warm-up
     weight_decay: float = 5e-4
@@ -51,7 +55,9 @@ class FixMatchConfig(TrainConfig):
     stats_momentum: float = 0.99  # running means of DA and adaptive thresholds (0.999 is too slow for ~10³ steps)
     n_ops: int = 2  # strong-view ops per image on average
     cutout: int = 10  # strong-view cutout square side (pixels)
-    strong_affine: float = 1.0  # scale of the strong view's warp (1 = ±25°, shear ±15°, shift ±15 %, zoom 0.8–1.15)
+    # scale of the strong view's warp (1 = ±25°, shear ±15°, shift ±15 %, zoom 0.8–1.15). 0.25 because a strong warp
+    # lets crossed 7s drift to 2 and 4 on MNIST with 100 labels: 1000 steps, split 0 → 97.45 % at 1, 98.62 % at 0.25
+    strong_affine: float = 0.25
     eval_points: int = 4  # evaluations (learning-curve points) per run
     curve_test_size: int = 2000  # test images in the learning curve (shown only; the final test uses all)
     init: str = "random"  # random | rotnet: start from the rotation-pretext trunk (cached; needs a pretext model)
