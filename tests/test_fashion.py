@@ -115,3 +115,29 @@ def test_confused_pairs_count_both_directions():
     pairs = confused_pairs(cm, ["a", "b", "c"])
     assert pairs[0] == {"classes": ["a", "c"], "count": 4, "a_to_b": 1, "b_to_a": 3, "rate": 0.2}
     assert pairs[1]["classes"] == ["a", "b"] and pairs[1]["count"] == 1 and len(pairs) == 2
+
+
+def test_mirror_tta_is_saved_with_the_model_and_refused_on_digits(tmp_path):
+    import numpy as np
+    import torch
+
+    from mnistlab.errors import MnistlabError
+    from mnistlab.infer import logits, mirror_tta
+    from mnistlab.runs import load_model
+
+    x = torch.rand(4, 1, 28, 28)
+    fn = lambda t: t.flatten(1)[:, :3]  # noqa: E731  (B, 3): not mirror-symmetric
+    assert torch.equal(mirror_tta(fn, x, {}), fn(x))
+    assert torch.allclose(mirror_tta(fn, x, {"tta": "hflip"}), (fn(x) + fn(x.flip(-1))) / 2)
+
+    over = {"dataset": "fashion-mnist", "threads": 1, "tta": True, "train_subset": 512, "test_subset": 200}
+    out, m = api.train("supervised", command="supervised", out=tmp_path / "f", budget="smoke", overrides=over)
+    model, spec = load_model(out)
+    assert spec["preprocess"]["tta"] == "hflip"
+    data = load_dataset("fashion-mnist")
+    lg = logits(model, data.test_x[:200], spec=spec["preprocess"])
+    assert np.allclose(lg, np.load(out / "test_logits.npy"), atol=1e-2)  # the reported metrics used the mirror too
+    with pytest.raises(MnistlabError, match="mirror"):
+        api.train("supervised", command="supervised", out=tmp_path / "m", budget="smoke",
+                  overrides={"dataset": "mnist", "tta": True, "threads": 1})
+    assert not (tmp_path / "m" / "metrics.json").exists()

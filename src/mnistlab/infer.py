@@ -8,6 +8,18 @@ from mnistlab.data.preprocess import as_tensor, preprocess
 from mnistlab.train import autocast
 
 
+def mirror_tta(fn, xb: torch.Tensor, spec: dict | None) -> torch.Tensor:
+    """fn(xb), or its mean over the image and its left-right mirror when the preprocess spec says `tta: hflip`.
+
+    Set only for datasets whose classes survive a flip (clothes, not digits). For a linear head, the mean of the
+    logits equals the head of the mean embedding, so logits and features stay consistent.
+    """
+    out = fn(xb)
+    if spec and spec.get("tta") == "hflip":
+        out = (out + fn(xb.flip(-1))) / 2
+    return out
+
+
 @torch.no_grad()
 def batched(fn, x: np.ndarray | torch.Tensor, *, spec: dict | None = None, precision: str = "fp32",
             batch_size: int = 2000) -> np.ndarray:
@@ -19,7 +31,7 @@ def batched(fn, x: np.ndarray | torch.Tensor, *, spec: dict | None = None, preci
         if precision == "bf16" and xb.ndim == 4:
             xb = xb.contiguous(memory_format=torch.channels_last)
         with autocast(precision):
-            outs.append(fn(xb).float())
+            outs.append(mirror_tta(fn, xb, spec).float())
     return torch.cat(outs).numpy() if outs else np.zeros((0,), np.float32)
 
 

@@ -32,6 +32,7 @@ class SupervisedConfig(TrainConfig):
     label_smoothing: float = 0.0
     augment: bool = True  # random affine: ±10°, ±10 % shift, ×0.9–1.1 zoom (+ flips where the dataset allows)
     cutout: int = 0  # with augment: zero a random square of this side (pixels) in every image (random erasing)
+    tta: bool = False  # predict with the mean logits of the image and its mirror (datasets whose classes survive flips)
     val_size: int = 0  # training images held out (stratified) to monitor generalisation; 0 = train on all
     split_seed: int = 0
     binarize: int = -1  # ≥0: ink = pixel ≥ threshold (the seed report used 34)
@@ -108,6 +109,11 @@ def run(cfg: SupervisedConfig, run, *, resume: bool = False) -> dict:
         test_x, test_y = x_base[sp["test"]], y_base[sp["test"]]
     train_idx, val_idx = sp["train"], sp["val"]
     spec_pre = {"binarize": cfg.binarize} if cfg.binarize >= 0 else {}
+    if cfg.tta:
+        if not s.ds.hflip_safe:
+            raise MnistlabError(f"tta mirrors the test images, and a mirrored {s.ds.name} image may change class; "
+                                "use it on datasets whose classes survive flips (fashion-mnist, cifar10)")
+        spec_pre["tta"] = "hflip"  # saved with the model: predict, reject and serve average the mirror too
     in_shape = input_shape(spec_pre, s.ds.shape)
     kwargs = model_kwargs(cfg)
     model = prepare_module(create_model(cfg.model, in_shape=in_shape, num_classes=s.ds.num_classes, **kwargs),

@@ -21,6 +21,7 @@ from fastapi.concurrency import run_in_threadpool
 from mnistlab.data.preprocess import preprocess
 from mnistlab.errors import MnistlabError
 from mnistlab.evaluate.metrics import softmax
+from mnistlab.infer import mirror_tta
 from mnistlab.runs import load_run
 
 
@@ -37,15 +38,16 @@ class Classifier:
 
     def __call__(self, x: torch.Tensor) -> list[dict]:
         """x: (B, 1, 28, 28) uint8 → this classifier's answer for each image."""
-        xb = preprocess(x, self.spec.get("preprocess", {}))  # (B, …) float
+        pre = self.spec.get("preprocess", {})
+        xb = preprocess(x, pre)  # (B, …) float
         feats = None
         if self.fused and self.rejector is not None:
-            feats = self.model.embed(xb)  # (B, D)
+            feats = mirror_tta(self.model.embed, xb, pre)  # (B, D)
             lg = self.model.head(feats)  # (B, K)
         else:
-            lg = self.model(xb)
+            lg = mirror_tta(self.model, xb, pre)
             if self.rejector is not None:
-                feats = self.model.embed(xb)
+                feats = mirror_tta(self.model.embed, xb, pre)
         lg = lg.float().numpy()
         probs = softmax(lg.astype(np.float64))  # (B, K)
         raw = self.rejector.decide(lg, feats.float().numpy()) if self.rejector is not None else None
