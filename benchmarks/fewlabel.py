@@ -122,7 +122,8 @@ def write(args, rows: list[dict], started: dict) -> None:
             "cpu": cpu_name(), "cpu_count": os.cpu_count(), "threads": args.threads or "torch default",
             "command": "python benchmarks/fewlabel.py " + " ".join(sys.argv[1:]), **started,
             "load_end": [round(v, 2) for v in os.getloadavg()],
-            "note": "wall times measured on a 2-core CPU shared with other jobs (see load); steps/s lets an "
+            "note": f"{args.jobs} run(s) at a time on the {os.cpu_count()} cores, each with --threads "
+                    f"{args.threads or 'default'}; the load averages show anything else that ran. steps/s lets an "
                     "uncontended time be estimated. No selection on the test set: final EMA model per run."}
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / f"{name}.json").write_text(json.dumps({"meta": meta, "summary": summary, "runs": rows}, indent=1))
@@ -142,13 +143,19 @@ def write(args, rows: list[dict], started: dict) -> None:
                      f"{s['load'][0]:.1f} – {s['load'][1]:.1f} |")
     lines += ["", "## Literature, MNIST 100 labels (GPU, test error %)", "", "| method | error % |", "|---|---|"]
     lines += [f"| {n} | {e}{f' ± {sd}' if sd else ''} |" for n, e, sd in LITERATURE]
-    lines += ["", "## Runs", "", "| labels | split seed | accuracy % | wall s | steps/s | load start/end | run |",
-              "|---|---|---|---|---|---|---|"]
-    lines += [f"| {r['labels']} | {r['split_seed']} | {100 * r['test_accuracy']:.2f} | {r['wall_seconds']:.0f} | "
+    lines += ["", "## Runs", "", "running BN = the same EMA model with the batch-norm statistics it kept during training, "
+              "before they are recomputed on clean unlabelled images (`bn_recalibrate`); shown, never chosen.", "",
+              "| labels | split seed | accuracy % | running BN % | wall s | steps/s | load start/end | run |",
+              "|---|---|---|---|---|---|---|---|"]
+    pct = lambda v: f"{100 * v:.2f}" if v is not None else "–"  # noqa: E731
+    lines += [f"| {r['labels']} | {r['split_seed']} | {100 * r['test_accuracy']:.2f} | "
+              f"{pct(r.get('test_accuracy_running_bn'))} | {r['wall_seconds']:.0f} | "
               f"{r.get('steps_per_s') or '–'} | {r.get('load_start', '–')}/{r.get('load_end', '–')} | {r['run']} |"
               for r in sorted(rows, key=lambda r: (r["labels"], r["split_seed"]))]
     if summary:
         lines += ["", f"![accuracy vs labels]({name}.png)"]
+    if args.notes:
+        lines += ["", "## Notes", "", Path(args.notes).read_text().strip()]
     (RESULTS / f"{name}.md").write_text("\n".join(lines) + "\n")
     print(f"wrote {RESULTS / name}.md/.json")
 
@@ -167,6 +174,7 @@ def main() -> None:
     p.add_argument("--jobs", type=int, default=1, help="runs at a time (use with --threads 1 on 2 cores)")
     p.add_argument("--runs", default=str(ROOT / "runs" / "bench-fewlabel"))
     p.add_argument("--name", default="fewlabel", help="results file stem")
+    p.add_argument("--notes", help="a Markdown file appended to the results under 'Notes' (what was learnt)")
     p.add_argument("--report-only", action="store_true", help="only collect finished runs under --runs")
     args = p.parse_args()
     started = {"load_start": [round(v, 2) for v in os.getloadavg()]}
