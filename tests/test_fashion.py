@@ -141,3 +141,24 @@ def test_mirror_tta_is_saved_with_the_model_and_refused_on_digits(tmp_path):
         api.train("supervised", command="supervised", out=tmp_path / "m", budget="smoke",
                   overrides={"dataset": "mnist", "tta": True, "threads": 1})
     assert not (tmp_path / "m" / "metrics.json").exists()
+
+
+def test_supervised_augmentation_and_width_options_are_applied():
+    import torch
+
+    from mnistlab.methods.supervised import SupervisedConfig, augment_batch, model_kwargs
+    from mnistlab.models import create_model
+
+    x = torch.zeros(8, 1, 28, 28)
+    x[:, :, 10:18, 10:18] = 1.0
+    gen = lambda: torch.Generator().manual_seed(0)  # noqa: E731
+    still = SupervisedConfig(degrees=0, translate=0, zoom=0, shift=0, cutout=0)
+    assert torch.equal(augment_batch(x, gen(), still, hflip=False), x)  # every knob off: the images untouched
+    crop = SupervisedConfig(degrees=0, translate=0, zoom=0, shift=2, cutout=0)
+    y = augment_batch(x, gen(), crop, hflip=False)
+    assert torch.equal(y.sum((1, 2, 3)), x.sum((1, 2, 3)))  # an exact integer shift: no ink lost or blurred
+    assert set(y.unique().tolist()) <= {0.0, 1.0} and not torch.equal(y, x)
+    kw = model_kwargs(SupervisedConfig(width=8))
+    assert kw["widths"] == [8, 16, 32]
+    model = create_model("cnn", in_shape=(1, 28, 28), num_classes=10, **kw)
+    assert model.feature_dim == 32 and model(x).shape == (8, 10)

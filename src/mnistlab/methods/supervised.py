@@ -25,12 +25,17 @@ class SupervisedConfig(TrainConfig):
     model: str = "cnn"
     hidden: int = 0  # MLP hidden size (one layer); 0 = the model's default layers
     dropout: float = -1.0  # <0: the model's default
+    width: int = 0  # >0: first conv width of a CNN, doubled at each stage (w, 2w, 4w); 0 = the model's default
     epochs: float = 12.0
     batch_size: int = 128
     lr: float = 2e-3  # AdamW, per batch of `batch_size`, cosine-decayed
     weight_decay: float = 5e-4
     label_smoothing: float = 0.0
-    augment: bool = True  # random affine: ±10°, ±10 % shift, ×0.9–1.1 zoom (+ flips where the dataset allows)
+    augment: bool = True  # random affine (below) + flips where the dataset allows
+    degrees: float = 10.0  # with augment: rotation range ±degrees
+    translate: float = 0.1  # with augment: shift range ± this fraction of the side (0.1 ≈ ±2.8 px at 28 px)
+    zoom: float = 0.1  # with augment: scale in 1 ± zoom
+    shift: int = 0  # with augment: then an exact integer shift of up to ±shift px (a padded random crop)
     cutout: int = 0  # with augment: zero a random square of this side (pixels) in every image (random erasing)
     tta: bool = False  # predict with the mean logits of the image and its mirror (datasets whose classes survive flips)
     val_size: int = 0  # training images held out (stratified) to monitor generalisation; 0 = train on all
@@ -56,13 +61,18 @@ def model_kwargs(cfg: SupervisedConfig) -> dict:
         kw["hidden"] = [cfg.hidden]
     if cfg.dropout >= 0:
         kw["dropout"] = cfg.dropout
+    if cfg.width > 0:
+        kw["widths"] = [cfg.width, 2 * cfg.width, 4 * cfg.width]
     return kw
 
 
-def augment_batch(x: torch.Tensor, gen: torch.Generator, *, hflip: bool, cutout: int = 0) -> torch.Tensor:
-    x = augment.random_affine(x, gen, degrees=10, translate=0.1, scale=(0.9, 1.1))
+def augment_batch(x: torch.Tensor, gen: torch.Generator, cfg: SupervisedConfig, *, hflip: bool) -> torch.Tensor:
+    """Label-preserving training view: random affine, a mirror where the dataset allows it, then cutout."""
+    x = augment.random_affine(x, gen, degrees=cfg.degrees, translate=cfg.translate,
+                              scale=(1 - cfg.zoom, 1 + cfg.zoom))
+    x = augment.random_shift(x, gen, pixels=cfg.shift)
     x = augment.hflip(x, gen) if hflip else x
-    return augment.cutout(x, gen, size=cutout)
+    return augment.cutout(x, gen, size=cfg.cutout)
 
 
 SPLITS = {"official": None, "60/40": (0.6, 0.4), "60/20/20": (0.6, 0.2, 0.2)}
@@ -132,7 +142,7 @@ def run(cfg: SupervisedConfig, run, *, resume: bool = False) -> dict:
         idx = batcher(step)
         x = preprocess(x_tr[idx], spec_pre)
         if cfg.augment and is_image:
-            x = augment_batch(x, step_generator(cfg.seed, step), hflip=s.ds.hflip_safe, cutout=cfg.cutout)
+            x = augment_batch(x, step_generator(cfg.seed, step), cfg, hflip=s.ds.hflip_safe)
         if s.precision == "bf16" and is_image:
             x = x.contiguous(memory_format=torch.channels_last)
         return x, y_tr[idx]
