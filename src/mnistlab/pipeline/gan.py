@@ -11,7 +11,7 @@ SETS = {"quick": {"epochs": 2}}
 
 
 @STAGES.register("gan", order=6, title="GAN: drawing digits, epoch by epoch, measured",
-                 estimate={"smoke": 40, "quick": 480, "full": 1800})
+                 estimate={"smoke": 40, "quick": 240, "full": 1800})
 def stage(ctx: Context) -> dict:
     if "gan" not in METHODS:
         return {"status": "skipped", "message": "no GAN method is registered"}

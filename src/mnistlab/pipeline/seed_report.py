@@ -12,7 +12,7 @@ RUNS = [("mlp-features", False), ("cnn", False), ("cnn", True), ("rotnet", False
 
 
 @STAGES.register("seed-report", order=2, title="The seed report: MNIST with 100 labels — features+MLP, CNN, RotNet",
-                 estimate={"smoke": 60, "quick": 420, "full": 1500})
+                 estimate={"smoke": 60, "quick": 120, "full": 1500})
 def stage(ctx: Context) -> dict:
     rows, figs = [], []
     for method, aug in RUNS:

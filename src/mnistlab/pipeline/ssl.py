@@ -19,7 +19,7 @@ SETS = {"quick": {"steps": 1000}}
 
 
 @STAGES.register("ssl", order=3, title="Semi-supervised learning: MNIST with 10 to 1000 labels",
-                 estimate={"smoke": 40, "quick": 600, "full": 3000})
+                 estimate={"smoke": 40, "quick": 160, "full": 3000})
 def stage(ctx: Context) -> dict:
     method = default_method()
     rows, figs = [], []
