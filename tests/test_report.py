@@ -89,6 +89,25 @@ def test_smoke_study_resumes_after_kill_and_renders(tmp_path):
         sec = json.loads((out / name / "section.json").read_text())
         assert sec["status"] == "ok", (name, sec.get("message"))
         assert f"id='{name}'" in html
+    # the seeds' figures and tables have their counterparts (the report's Figs 2–16, the brief's Part 2 and 4)
+    def section(name):
+        return json.loads((out / name / "section.json").read_text())
+
+    seed = section("seed-report")
+    captions = {f["caption"] for f in seed["figures"]}
+    for want in ("mlp-features: binarization", "mlp-features: features", "cnn: confusion", "cnn-aug: augmentation "
+                 "examples", "rotnet: pretext examples", "rotnet: pretext learning curves", "rotnet-aug: confusion"):
+        assert want in captions, want
+    titles = [t["title"] for t in seed["tables"]]
+    assert "F1 per class, every method" in titles and "rotnet: per-class report (10k test)" in titles
+    cls = [t["title"] for t in section("classification")["tables"]]
+    assert any(t.startswith("Q5 — chow rejection") for t in cls) and any(t.startswith("Q2 — 60/20/20") for t in cls)
+    chow = next(t for t in section("classification")["tables"] if t["title"].startswith("Q5 — chow"))
+    assert len(chow["rows"]) >= 12  # a dozen thresholds
+    gan = section("gan")
+    assert {"gan: epoch 000", "gan: epoch 002", "cgan: epoch 001"} <= {f["caption"] for f in gan["figures"]}
+    for row in gan["tables"][0]["rows"]:  # MNIST score, FID, its floor, class shares: all measured
+        assert None not in row[1:6], row
     if CHROMIUM is None:
         pytest.skip("chromium is not installed: the in-browser check needs it")
     seen = browser_check(page)
@@ -116,3 +135,32 @@ def test_stage_overrides_are_real_config_fields(tmp_path):
     ctx = Context(tmp_path, "quick", tmp_path)
     assert ctx.sets({"quick": {"steps": 10, "lr": 0.1}}) == ["--set", "steps=10", "--set", "lr=0.1"]
     assert Context(tmp_path, "full", tmp_path).sets({"quick": {"steps": 10}}) == []
+
+
+def test_feature_view_and_class_tables(tmp_path):
+    import torch
+
+    from mnistlab.data.features import ink_mask, profile_features
+    from mnistlab.pipeline._sections import class_report_table, per_class_table
+    from mnistlab.report.plots import feature_view
+
+    x = torch.zeros(2, 1, 28, 28)
+    x[:, :, 5:20, 10:14] = 1.0  # a bar: rows 5–19 have ink from column 10 to 13
+    fig = feature_view(ink_mask(x).float().numpy(), profile_features(x, scale=1.0).numpy(), titles=["a", "b"])
+    img_ax = fig.axes[1]
+    left = img_ax.lines[0].get_xdata()
+    assert len(left) == 15 and set(left) == {10.0}  # one mark per inked row, at its first ink column
+    assert set(img_ax.lines[1].get_xdata()) == {13.0}
+    # per-class tables keep the dataset's class order (the JSON file sorts its keys)
+    run = tmp_path / "run"
+    run.mkdir()
+    rep = {"b": {"precision": 1.0, "recall": 0.5, "f1-score": 0.6, "support": 2},
+           "a": {"precision": 0.5, "recall": 1.0, "f1-score": 0.7, "support": 1},
+           "macro avg": {"precision": 0.75, "recall": 0.75, "f1-score": 0.65, "support": 3}, "accuracy": 0.67}
+    (run / "classification_report.json").write_text(json.dumps(rep, sort_keys=True))
+    (run / "confusion.json").write_text(json.dumps({"classes": ["b", "a"], "matrix": [[1, 1], [0, 1]]}))
+    t = class_report_table(run, title="t")
+    assert [r[0] for r in t["rows"]] == ["b", "a", "macro avg", "accuracy"] and t["rows"][0][1:] == [1.0, 0.5, 0.6, 2]
+    t = per_class_table([("x", run), ("missing", tmp_path / "none")], metric="recall", title="r")
+    assert t["columns"] == ["class", "x"] and t["rows"] == [["b", 0.5], ["a", 1.0], ["macro avg", 0.75]]
+    assert class_report_table(tmp_path / "none", title="t") is None

@@ -8,7 +8,7 @@ import torch
 from mnistlab.data import augment
 from mnistlab.data.randaugment import strong_view, weak_view
 from mnistlab.methods import METHODS
-from mnistlab.methods._ema import EMA
+from mnistlab.methods._ema import EMA, teacher_batch_stats
 from mnistlab.methods.fixmatch import SSLState, align, pseudo_labels, ssl_loss
 from mnistlab.models import create_model
 
@@ -51,6 +51,44 @@ def test_ema_update_is_the_convex_combination_and_copies_buffers():
     assert not ema.module[0].weight.requires_grad
     ema.train()
     assert not ema.module.training  # the teacher stays in eval mode
+
+
+def test_ema_update_can_keep_its_own_buffers():
+    model = torch.nn.Sequential(torch.nn.Linear(3, 2), torch.nn.BatchNorm1d(2))
+    ema = EMA(model)
+    with torch.no_grad():
+        model[1].running_mean.fill_(5.0)
+        ema.module[1].running_mean.fill_(-1.0)
+    ema.update(model, decay=0.5, copy_buffers=False)
+    assert torch.equal(ema.module[1].running_mean, torch.full((2,), -1.0))
+
+
+def test_teacher_batch_stats_normalises_by_the_batch_and_tracks_it():
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Linear(4, 3), torch.nn.BatchNorm1d(3), torch.nn.Dropout(0.5)).eval()
+    x = torch.randn(64, 4) * 3 + 2
+    with torch.no_grad(), teacher_batch_stats(net) as t:
+        y = t(x)
+        h = net[0](x)
+    # BN on the batch's own statistics (and dropout still off: only BN layers switch mode)
+    ref = (h - h.mean(0)) / torch.sqrt(h.var(0, unbiased=False) + net[1].eps) * net[1].weight + net[1].bias
+    torch.testing.assert_close(y, ref, atol=1e-5, rtol=1e-4)
+    torch.testing.assert_close(net[1].running_mean, 0.1 * h.mean(0))  # momentum 0.1 from zeros
+    assert not net.training and not net[1].training  # back to eval mode
+
+
+@pytest.mark.parametrize("teacher_bn", ["batch", "running"])
+def test_ssl_loss_teacher_bn_modes(teacher_bn):
+    from mnistlab.methods.fixmatch import FixMatchConfig
+
+    torch.manual_seed(0)
+    state = SSLState(create_model("cnn-small"), 10)
+    bn = next(m for m in state.ema.module.modules() if isinstance(m, torch.nn.BatchNorm2d))
+    before = bn.running_mean.clone()
+    xu = torch.rand(8, 1, 28, 28)
+    ssl_loss(state, FixMatchConfig(teacher_bn=teacher_bn), torch.rand(4, 1, 28, 28), torch.arange(4), xu, xu)
+    moved = not torch.equal(bn.running_mean, before)
+    assert moved == (teacher_bn == "batch") and not state.ema.module.training
 
 
 @pytest.mark.parametrize("view", [weak_view, strong_view])
@@ -145,6 +183,9 @@ def test_freematch_smoke_and_bad_settings(cli, tmp_path):
     code, _, err = cli("fewlabel", "--method", "fixmatch", "--budget", "smoke", "--set", "teacher=oracle",
                        "--out", tmp_path / "g")
     assert code == 2 and "unknown teacher" in err and len(err.strip().splitlines()) == 1
+    code, _, err = cli("fewlabel", "--method", "fixmatch", "--budget", "smoke", "--set", "teacher_bn=frozen",
+                       "--out", tmp_path / "h")
+    assert code == 2 and "unknown teacher_bn" in err and len(err.strip().splitlines()) == 1
 
 
 def test_bn_recalibration_matches_the_batch_statistics_of_clean_images():

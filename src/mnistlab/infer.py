@@ -5,7 +5,7 @@ import numpy as np
 import torch
 
 from mnistlab.data.preprocess import as_tensor, preprocess
-from mnistlab.train import autocast
+from mnistlab.train import autocast, channels_last
 
 
 def mirror_tta(fn, xb: torch.Tensor, spec: dict | None) -> torch.Tensor:
@@ -27,9 +27,7 @@ def batched(fn, x: np.ndarray | torch.Tensor, *, spec: dict | None = None, preci
     x = as_tensor(x)
     outs = []
     for i in range(0, len(x), batch_size):
-        xb = preprocess(x[i: i + batch_size], spec)
-        if precision == "bf16" and xb.ndim == 4:
-            xb = xb.contiguous(memory_format=torch.channels_last)
+        xb = channels_last(preprocess(x[i: i + batch_size], spec))
         with autocast(precision):
             outs.append(mirror_tta(fn, xb, spec).float())
     return torch.cat(outs).numpy() if outs else np.zeros((0,), np.float32)

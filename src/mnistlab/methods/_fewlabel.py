@@ -24,7 +24,7 @@ from mnistlab.methods._common import Setup, classifier_outputs, cosine_lr, eval_
 from mnistlab.models import count_params, create_model, model_spec
 from mnistlab.report import plots
 from mnistlab.runs import Run
-from mnistlab.train import Batcher, fit, prepare_module, step_generator
+from mnistlab.train import Batcher, channels_last, fit, prepare_module, step_generator
 
 
 @dataclass
@@ -106,6 +106,15 @@ def save_data_figures(run: Run, d: FewLabelData, cfg: FewLabelConfig, pre: dict)
         both = torch.cat([imgs, binar]).numpy()
         titles = ["grey"] * len(imgs) + [f"ink ≥ {pre['binarize']}"] * len(imgs)
         run.save_figure("binarization.png", plots.image_grid(both, titles, cols=len(imgs)))
+    if str(pre.get("features", "")).startswith("profile112"):
+        # the report's §4.2: what the 112 numbers are, drawn on three digits (raw pixels: counts and positions)
+        from mnistlab.data.features import ink_mask, profile_features
+
+        few = imgs[:3]
+        run.save_figure("features.png", plots.feature_view(ink_mask(few).float().numpy(),
+                                                           profile_features(few, scale=1.0).numpy(),
+                                                           titles=[f"digit {d.s.ds.classes[int(d.y_lab[i])]}"
+                                                                   for i in first[:3]]))
     if cfg.augment:
         gen = torch.Generator().manual_seed(cfg.seed)
         k = 7
@@ -154,9 +163,7 @@ def train_classifier(cfg: FewLabelConfig, run: Run, d: FewLabelData, *, model: t
             x = to_input(x, pre)
         else:
             x = x_in[idx]
-        if s.precision == "bf16" and is_image:
-            x = x.contiguous(memory_format=torch.channels_last)
-        return x, y_tr[idx]
+        return (channels_last(x) if is_image else x), y_tr[idx]
 
     def loss_fn(batch, step):
         if train_mode is not None:

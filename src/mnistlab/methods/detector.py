@@ -32,7 +32,8 @@ from mnistlab.methods._common import cosine_lr
 from mnistlab.models import count_params, create_model, model_spec
 from mnistlab.report import plots
 from mnistlab.runs import Run
-from mnistlab.train import Batcher, dist_init, fit, prepare_module, resolve_precision, setup_threads, step_generator
+from mnistlab.train import (Batcher, channels_last, dist_init, fit, prepare_module, resolve_precision, setup_threads,
+                            step_generator)
 
 CLASSES = ("no digit", "digit")
 
@@ -121,9 +122,7 @@ def train_detector(cfg: DetectorConfig, run: Run, *, x: np.ndarray, y: np.ndarra
             gen = step_generator(cfg.seed, step)
             warped = augment.random_affine(xb, gen, degrees=10, translate=0.1, scale=(0.9, 1.1))
             xb = torch.where((torch.rand(len(xb), generator=gen) < 0.5).view(-1, 1, 1, 1), warped, xb)
-        if precision == "bf16":
-            xb = xb.contiguous(memory_format=torch.channels_last)
-        return xb, y_t[idx]
+        return channels_last(xb), y_t[idx]
 
     def loss_fn(batch, step):
         xb, yb = batch

@@ -28,9 +28,9 @@ from mnistlab.data.splits import labelled_split
 from mnistlab.errors import MnistlabError
 from mnistlab.methods import METHODS
 from mnistlab.methods._common import classifier_outputs, cosine_lr, eval_split, recalibrate_bn, setup
-from mnistlab.methods._ema import EMA
+from mnistlab.methods._ema import EMA, teacher_batch_stats
 from mnistlab.models import count_params, create_model, model_spec
-from mnistlab.train import Batcher, fit, prepare_module, step_generator
+from mnistlab.train import Batcher, channels_last, fit, prepare_module, step_generator
 
 
 @dataclass
@@ -51,6 +51,9 @@ class FixMatchConfig(TrainConfig):
     threshold_mode: str = "fixed"  # fixed | adaptive (FreeMatch self-adaptive global × class thresholds)
     dist_align: bool = True  # ReMixMatch distribution alignment of the teacher's probabilities to uniform
     teacher: str = "ema"  # ema | student: which model labels the weak view
+    # EMA teacher's batch norm: "batch" = normalise each weak batch by its own statistics (and keep running statistics
+    # of weak views); "running" = the student's running statistics, which describe mostly strong views
+    teacher_bn: str = "running"
     ema: float = 0.999  # EMA decay of the evaluated (and teacher) model, warmed up as min(ema, (1+t)/(10+t))
     stats_momentum: float = 0.99  # running means of DA and adaptive thresholds (0.999 is too slow for ~10³ steps)
     n_ops: int = 2  # strong-view ops per image on average
@@ -119,7 +122,11 @@ def ssl_loss(state: SSLState, cfg: FixMatchConfig, x_lb, y_lb, x_w, x_s) -> dict
     student, b = state.student, len(x_lb)
     if cfg.teacher == "ema":
         with torch.no_grad():
-            logits_w = state.ema.module(x_w).float()  # eval-mode teacher: (μB, K)
+            if cfg.teacher_bn == "batch":
+                with teacher_batch_stats(state.ema.module) as teacher:
+                    logits_w = teacher(x_w).float()  # (μB, K), BN on the weak batch's own statistics
+            else:
+                logits_w = state.ema.module(x_w).float()  # eval-mode teacher: (μB, K)
         logits = student(torch.cat([x_lb, x_s])).float()
         logits_lb, logits_s = logits[:b], logits[b:]
     else:  # the paper: one batch through the student, the weak logits detached
@@ -166,6 +173,8 @@ def run_ssl(cfg: FixMatchConfig, run, *, resume: bool = False) -> dict:
     s = setup(cfg)
     if cfg.teacher not in ("ema", "student"):
         raise MnistlabError(f"unknown teacher {cfg.teacher!r}; valid: ema, student")
+    if cfg.teacher_bn not in ("batch", "running"):
+        raise MnistlabError(f"unknown teacher_bn {cfg.teacher_bn!r}; valid: batch, running")
     if cfg.threshold_mode not in ("fixed", "adaptive"):
         raise MnistlabError(f"unknown threshold_mode {cfg.threshold_mode!r}; valid: fixed, adaptive")
     sp = labelled_split(s.train_y, cfg.labels, seed=cfg.split_seed, n_val=cfg.val_labels,
@@ -186,7 +195,6 @@ def run_ssl(cfg: FixMatchConfig, run, *, resume: bool = False) -> dict:
     ulb_b = Batcher(len(ulb_idx), bu, seed=cfg.seed + 7919, rank=s.rank, world=s.world)
     total = cfg.steps or max(1, round(cfg.epochs * len(ulb_idx) / bu))
     flip = s.ds.hflip_safe
-    cl = s.precision == "bf16"
 
     def batch_at(step: int):
         gen = step_generator(cfg.seed, step)
@@ -196,8 +204,7 @@ def run_ssl(cfg: FixMatchConfig, run, *, resume: bool = False) -> dict:
         x_u = x_all[iu].float() / 255
         x_w, x_s = weak_view(x_u, gen, hflip=flip), strong_view(x_u, gen, n_ops=cfg.n_ops, cutout=cfg.cutout,
                                                                hflip=flip, **strong_geometry(cfg.strong_affine))
-        if cl:
-            x_lb, x_w, x_s = (t.contiguous(memory_format=torch.channels_last) for t in (x_lb, x_w, x_s))
+        x_lb, x_w, x_s = (channels_last(t) for t in (x_lb, x_w, x_s))
         return x_lb, y_all[il], x_w, x_s, y_all[iu]
 
     def loss_fn(batch, step):
@@ -209,7 +216,9 @@ def run_ssl(cfg: FixMatchConfig, run, *, resume: bool = False) -> dict:
         return out
 
     def after_step(step: int) -> None:
-        state.ema.update(student, decay=min(cfg.ema, (1 + step) / (10 + step)))
+        # a batch-statistics teacher keeps running statistics of its own (of weak views); otherwise copy the student's
+        own_stats = cfg.teacher == "ema" and cfg.teacher_bn == "batch"
+        state.ema.update(student, decay=min(cfg.ema, (1 + step) / (10 + step)), copy_buffers=not own_stats)
 
     n_curve = min(cfg.curve_test_size, len(s.test_y)) if cfg.curve_test_size else len(s.test_y)
 
@@ -232,15 +241,19 @@ def run_ssl(cfg: FixMatchConfig, run, *, resume: bool = False) -> dict:
     ablation = {}
     if n_bn:
         # shown beside the result (an ablation, not a choice: the config fixes which model is reported)
-        ablation = eval_split(ema, s.test_x, s.test_y, spec={}, precision=s.precision, prefix="test_running_bn")  # the unlabelled images, clean, in a seeded order (no label used)
+        ablation = eval_split(ema, s.test_x, s.test_y, spec={}, precision=s.precision, prefix="test_running_bn")
+        # the unlabelled images, clean, in a seeded order (no label used)
         pick = ulb_idx[torch.randperm(len(ulb_idx), generator=torch.Generator().manual_seed(cfg.seed))[:n_bn].numpy()]
         recalibrate_bn(ema, x_all[pick].float() / 255, precision=s.precision)
     run.save_model(ema, spec)
     metrics = classifier_outputs(run, ema, spec={}, ds=s.ds, test_x=s.test_x, test_y=s.test_y, history=history,
                                  precision=s.precision)
     val = eval_split(ema, s.train_x[val_idx], s.train_y[val_idx], spec={}, precision=s.precision, prefix="val")
+    # transductive accuracy on the unlabelled training images: a development measurement (it needs the labels a real
+    # user lacks), reported to compare recipes without touching the test set; never used inside a run
+    ulb = eval_split(ema, s.train_x[ulb_idx], s.train_y[ulb_idx], spec={}, precision=s.precision, prefix="ulb")
     last = history[-1] if history else {}
-    return {**metrics, "val_accuracy": val.get("val_accuracy"), "labels": cfg.labels, "split_seed": cfg.split_seed,
+    return {**metrics, "val_accuracy": val.get("val_accuracy"), "ulb_accuracy": ulb.get("ulb_accuracy"), "labels": cfg.labels, "split_seed": cfg.split_seed,
             "seed": cfg.seed, "steps": total, "params": count_params(ema), "precision": s.precision,
             "final_mask_rate": last.get("train_mask"), "final_pl_acc": last.get("train_pl_acc"),
             "selection": cfg.selection, "init": cfg.init, "bn_recalibrated_on": n_bn, **ablation, **info}

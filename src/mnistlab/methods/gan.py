@@ -23,7 +23,7 @@ from mnistlab.methods._common import setup
 from mnistlab.models import count_params
 from mnistlab.models.gan import build_gan, from_uint8, gan_spec, recalibrate_bn, sample, to_uint8
 from mnistlab.report import gan_images
-from mnistlab.train import Batcher, allreduce_grads, fit, prepare_module, step_generator
+from mnistlab.train import Batcher, allreduce_grads, channels_last, fit, prepare_module, step_generator
 
 
 @dataclass
@@ -114,13 +114,10 @@ def train_gan(cfg: GANConfig, run, *, resume: bool = False) -> dict:
     batcher = Batcher(len(y_tr), cfg.batch_size, seed=cfg.seed, rank=s.rank, world=s.world)
     spe = batcher.steps_per_epoch
     total = max(1, round(cfg.epochs * spe))
-    channels_last = s.precision == "bf16"
 
     def batch_at(step: int):
         idx = batcher(step)
-        x = from_uint8(x_tr[idx])  # (B, C, 28, 28) in [-1, 1]
-        if channels_last:
-            x = x.contiguous(memory_format=torch.channels_last)
+        x = channels_last(from_uint8(x_tr[idx]))  # (B, C, 28, 28) in [-1, 1]
         z = torch.randn(len(idx), cfg.nz, generator=step_generator(cfg.seed, step, 1 + s.rank))  # (B, nz)
         return x, (y_tr[idx] if k else None), z  # fakes are asked for the batch's classes (cgan)
 

@@ -32,7 +32,7 @@ from mnistlab.methods._fewlabel import (FewLabelConfig, build_model, load_split,
 from mnistlab.models import MODELS, create_model, model_spec
 from mnistlab.report import plots
 from mnistlab.runs import Run, load_model
-from mnistlab.train import (Batcher, autocast, fit, prepare_module, resolve_precision, setup_threads,
+from mnistlab.train import (Batcher, autocast, channels_last, fit, prepare_module, resolve_precision, setup_threads,
                             step_generator)
 
 # ------------------------------------------------------------------------------------------------ the pretext
@@ -94,12 +94,25 @@ def rotation_accuracy(model: torch.nn.Module, x_uint8: np.ndarray, *, precision:
     correct = total = 0
     for i in range(0, len(x_uint8), chunk):
         x, y = rotate4(preprocess(x_uint8[i: i + chunk], pre))
-        if precision == "bf16":
-            x = x.contiguous(memory_format=torch.channels_last)
+        x = channels_last(x)
         with autocast(precision):
             correct += int((model(x).argmax(1) == y).sum())
         total += len(y)
     return correct / max(1, total)
+
+
+@torch.no_grad()
+def pretext_examples(model: torch.nn.Module, x_uint8: np.ndarray, *, pre: dict | None, precision: str):
+    """The pretext task drawn (the report's Fig. 2): each image turned by 0/90/180/270°, with the rotation the
+    pretext model predicts and its probability. x_uint8 (N, C, H, W) → a figure of N rows × 4 rotations."""
+    model.eval()
+    x, y = rotate4(preprocess(x_uint8, pre))  # (4N, C, H, W): rotation k of image i at row k·N + i
+    with autocast(precision):
+        probs = model(channels_last(x)).float().softmax(1)
+    n = len(x_uint8)
+    order = torch.arange(4 * n).view(4, n).T.flatten()  # image-major: i's four rotations side by side
+    titles = [f"{90 * int(y[j])}° → {90 * int(probs[j].argmax())}° ({float(probs[j].max()):.2f})" for j in order]
+    return plots.image_grid(x[order].float().numpy(), titles, cols=4, size=1.4)
 
 
 @torch.no_grad()
@@ -110,8 +123,7 @@ def rotation_accuracy_by_class(model: torch.nn.Module, x_uint8: np.ndarray, labe
     hits = np.zeros(len(x_uint8))
     for i in range(0, len(x_uint8), chunk):
         x, y = rotate4(preprocess(x_uint8[i: i + chunk], pre))
-        if precision == "bf16":
-            x = x.contiguous(memory_format=torch.channels_last)
+        x = channels_last(x)
         with autocast(precision):
             ok = (model(x).argmax(1) == y).float().view(4, -1).mean(0)  # (chunk,) share of the 4 rotations right
         hits[i: i + len(ok)] = ok.numpy()
@@ -147,8 +159,7 @@ def train_pretext(cfg: PretextConfig, out: Path, *, resume: bool = False) -> dic
         x = augment.random_shift(x, step_generator(cfg.seed, step), pixels=cfg.shift)
         x = to_input(x, pre)
         x, y = rotate4(x)
-        if precision == "bf16":
-            x = x.contiguous(memory_format=torch.channels_last)
+        x = channels_last(x)
         return x, y
 
     def loss_fn(batch, step):
@@ -301,6 +312,9 @@ def run(cfg: RotNetConfig, run: Run, *, resume: bool = False) -> dict:
         if (pdir / name).exists() and run.writer:
             fileio.write_bytes(run.path(target), (pdir / name).read_bytes())
     run.save_json("pretext.json", {k: v for k, v in info.items()} | {"copied_weights": copied})
+    if run.writer:
+        run.save_figure("pretext_examples.png", pretext_examples(pretext, d.x_lab[:4], pre=pre,
+                                                                 precision=resolve_precision(cfg.precision)))
     metrics = train_classifier(cfg, run, d, model=model, spec=spec, pre=pre, resume=resume, params=params,
                                train_mode=train_mode, desc=f"rotnet {cfg.transfer} {cfg.model}")
     return {**metrics, "transfer": cfg.transfer, "pretext_test_accuracy": info["pretext_test_accuracy"],

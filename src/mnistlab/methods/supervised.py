@@ -17,7 +17,7 @@ from mnistlab.methods._common import classifier_outputs, cosine_lr, eval_split, 
 from mnistlab.models import count_params, create_model, model_spec
 from mnistlab.report import plots
 from mnistlab.config import TrainConfig
-from mnistlab.train import Batcher, fit, prepare_module, step_generator
+from mnistlab.train import Batcher, channels_last, fit, prepare_module, step_generator
 
 
 @dataclass
@@ -143,9 +143,7 @@ def run(cfg: SupervisedConfig, run, *, resume: bool = False) -> dict:
         x = preprocess(x_tr[idx], spec_pre)
         if cfg.augment and is_image:
             x = augment_batch(x, step_generator(cfg.seed, step), cfg, hflip=s.ds.hflip_safe)
-        if s.precision == "bf16" and is_image:
-            x = x.contiguous(memory_format=torch.channels_last)
-        return x, y_tr[idx]
+        return (channels_last(x) if is_image else x), y_tr[idx]
 
     def loss_fn(batch, step):
         x, y = batch

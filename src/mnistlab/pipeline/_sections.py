@@ -42,3 +42,41 @@ def run_folder_section(run_dir: Path) -> dict:
             "tables": [{"title": "final metrics", "columns": ["metric", "value"],
                         "rows": [[k, v] for k, v in scalar.items()]}],
             "figures": figures(run_dir, run_dir)}
+
+
+def class_order(run_dir: Path, report: dict) -> list[str]:
+    """The classes of a per-class report in the dataset's order (the JSON file keeps its keys sorted): the order of
+    the run's confusion.json, else the report's own."""
+    conf = Path(run_dir) / "confusion.json"
+    names = [c for c, v in report.items() if isinstance(v, dict) and c not in ("macro avg", "weighted avg")]
+    if conf.exists():
+        order = [c for c in fileio.read_json(conf).get("classes", []) if c in report]
+        return order + [c for c in names if c not in order]
+    return names
+
+
+def class_report_table(run_dir: Path, *, title: str) -> dict | None:
+    """The per-class report of a classifier run (precision, recall, F1, support per class, then the averages) as a
+    table, from its classification_report.json; None when the run has none."""
+    p = Path(run_dir) / "classification_report.json"
+    if not p.exists():
+        return None
+    rep = fileio.read_json(p)
+    rows = [[name, *[rep[name].get(k) for k in ("precision", "recall", "f1-score", "support")]]
+            for name in [*class_order(run_dir, rep), "macro avg", "weighted avg"] if name in rep]
+    if "accuracy" in rep:
+        rows.append(["accuracy", None, None, rep["accuracy"], None])
+    return {"title": title, "columns": ["class", "precision", "recall", "F1", "support"], "rows": rows}
+
+
+def per_class_table(runs: list[tuple[str, Path]], *, metric: str = "f1-score", title: str) -> dict | None:
+    """One per-class metric (precision, recall or f1-score) of several classifier runs side by side: a row per class,
+    a column per run, from their classification_report.json; runs without one are left out."""
+    reps = [(name, fileio.read_json(Path(d) / "classification_report.json")) for name, d in runs
+            if (Path(d) / "classification_report.json").exists()]
+    if not reps:
+        return None
+    classes = class_order(next(Path(d) for _, d in runs if (Path(d) / "classification_report.json").exists()),
+                          reps[0][1])
+    rows = [[c, *[rep.get(c, {}).get(metric) for _, rep in reps]] for c in [*classes, "macro avg"]]
+    return {"title": title, "columns": ["class", *[name for name, _ in reps]], "rows": rows}

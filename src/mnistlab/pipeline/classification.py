@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from mnistlab import fileio
 from mnistlab.pipeline import STAGES, Context
-from mnistlab.pipeline._sections import figures, metrics, metrics_table
+from mnistlab.pipeline._sections import class_report_table, figures, metrics, metrics_table
 
 # The study's sweeps are the slowest part; at `quick` they run at their own smoke budget so that the whole
 # `mnistlab run` stays within ~30 min — `mnistlab study NAME --budget quick` gives the fuller curves.
@@ -30,6 +30,8 @@ def stage(ctx: Context) -> dict:
     tables.append(metrics_table(rows, ["test_accuracy", "test_loss", "params", "epochs", "wall_seconds"],
                                 title="Q1 — 60k train / 10k test, winner-takes-all, final epoch (nothing chosen on "
                                       "test)"))
+    tables += [class_report_table(ctx.dir / f"supervised-{m}", title=f"Q1 — {m}: per-class report (10k test)")
+               for m in ("cnn", "mlp")]
     cnn = ctx.dir / "supervised-cnn"
 
     # Q4 — posteriors of every image of the base, and whether each row sums to 1
@@ -52,6 +54,13 @@ def stage(ctx: Context) -> dict:
         tables.append({"title": "fraction rejected at the chosen thresholds (chosen on training data)",
                        "columns": ["inputs", *rules], "rows": [[src, *[v.get(k) for k in rules]]
                                                                for src, v in frac.items()]})
+    for rule, d in r.get("rules", {}).items():  # the sweep behind the curves: a dozen thresholds per rule
+        if d.get("thresholds"):
+            tables.append({"title": f"Q5 — {rule} rejection, test images: rates at each threshold",
+                           "columns": ["threshold", "rejected", "recognised (of all)", "accuracy on the accepted",
+                                       "error on the accepted"],
+                           "rows": [list(v) for v in zip(d["thresholds"], d["rejection_rate"], d["recognition_rate"],
+                                                         d["accuracy_accepted"], d["error_accepted"])]})
     figs += figures(rej, ctx.dir, prefix="rejection: ")
 
     # Q1.6/Q1.7/Q2 — studies of iterations, learning rate, hidden size; 60/20/20 selection and k-fold CV
@@ -67,6 +76,14 @@ def stage(ctx: Context) -> dict:
                          f"{s.get('selected_test_accuracy', float('nan')):.4f}. "
                          + (f"{kf.get('k')}-fold CV: test {kf.get('test_accuracy_mean', 0):.4f} ± "
                             f"{kf.get('test_accuracy_std', 0):.4f}." if kf else ""))
+            tables.append({"title": "Q2 — 60/20/20: candidates compared on the validation part (test kept aside)",
+                           "columns": ["candidate", "train acc.", "val acc.", "val loss"],
+                           "rows": [[c["name"], c.get("train_accuracy"), c.get("val_accuracy"), c.get("val_loss")]
+                                    for c in s.get("candidates", [])]})
+            if kf.get("folds"):
+                tables.append({"title": f"Q2 — {kf['k']}-fold cross-validation of {sel.get('name')} ({kf.get('on')})",
+                               "columns": ["fold", "val acc.", "test acc."],
+                               "rows": [[f["fold"], f["val_accuracy"], f["test_accuracy"]] for f in kf["folds"]]})
         else:
             tables.append({"title": f"study: {name} ({s.get('model')}, split {s.get('split')}, budget {sb})",
                            "columns": [name, "train acc.", "test acc.", "test loss", "seconds"],
@@ -78,4 +95,4 @@ def stage(ctx: Context) -> dict:
                        f"{' '.join(ctx.sets(SETS['cnn']))} --out DIR; mnistlab "
                        "posteriors --run DIR; mnistlab reject --run DIR --ood fashion-mnist; mnistlab study "
                        f"iterations|lr|hidden|cv --budget {sb}", "seeds": {"seed": 0, "split_seed": 0},
-            "paragraphs": paras, "tables": tables, "figures": figs}
+            "paragraphs": paras, "tables": [t for t in tables if t], "figures": figs}

@@ -4,7 +4,7 @@ from __future__ import annotations
 from mnistlab import fileio
 from mnistlab.commands.fewlabel import default_method
 from mnistlab.pipeline import STAGES, Context
-from mnistlab.pipeline._sections import figures, metrics
+from mnistlab.pipeline._sections import figures, metrics, per_class_table
 
 
 # The clothes recipe of benchmarks/fashion.py (padded random crop + mirror instead of the digits' rotation and zoom,
@@ -41,6 +41,8 @@ def stage(ctx: Context) -> dict:
     figs += figures(fl, ctx.dir, names=["confusion.png"], prefix=f"{method}, {n} labels: ")
     tables.append({"title": "Fashion-MNIST 10k test", "columns": ["run", "model", "test accuracy", "seconds"],
                    "rows": rows})
+    tables.append(per_class_table([("supervised", sup), (f"{method}, {n} labels", fl)], metric="recall",
+                                  title="recall per class (10k test)"))
     conf = sup / "confusion.json"
     if conf.exists():
         pairs = fileio.read_json(conf).get("most_confused", [])[:6]
@@ -50,6 +52,6 @@ def stage(ctx: Context) -> dict:
                        f"{' '.join(ctx.sets(SUP_SETS))} --out DIR; mnistlab fewlabel --dataset fashion-mnist "
                        f"--labels {n} --split-seed 0 --seed 0 --budget {ctx.budget} {' '.join(ctx.sets(FEW_SETS))} "
                        "--out DIR",
-            "seeds": {"seed": 0, "split_seed": 0}, "tables": tables, "figures": figs,
+            "seeds": {"seed": 0, "split_seed": 0}, "tables": [t for t in tables if t], "figures": figs,
             "paragraphs": ["Horizontal flips are label-preserving for clothes (the dataset says so); methods ask the "
                            "dataset, they never branch on its name."]}

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from mnistlab.methods import METHODS
 from mnistlab.pipeline import STAGES, Context
-from mnistlab.pipeline._sections import figures, metrics
+from mnistlab.pipeline._sections import class_report_table, figures, metrics, per_class_table
 
 # The seed report's numbers (one unseeded run each, 80 train + 20 validation labels, 10k test).
 REPORT = {("mlp-features", False): 0.66, ("cnn", False): 0.71, ("rotnet", False): 0.77,
@@ -25,10 +25,13 @@ def stage(ctx: Context) -> dict:
         m = metrics(out)
         rows.append([name, REPORT.get((method, aug)), m.get("test_accuracy"), m.get("val_accuracy"),
                      m.get("pretext_test_accuracy"), m.get("model"), m.get("wall_seconds")])
+    # the report's figures, in its order: data and features (Figs 3–4), then per method its curves and confusion
     wanted = {"mlp-features": ["binarization.png", "features.png", "learning_curves.png", "confusion.png"],
+              "cnn": ["learning_curves.png", "confusion.png"],
               "cnn-aug": ["augmentation_examples.png", "learning_curves.png", "confusion.png"],
-              "rotnet": ["pretext_learning_curves.png", "learning_curves.png", "confusion.png"],
-              "rotnet-aug": ["confusion.png"]}
+              "rotnet": ["pretext_examples.png", "pretext_learning_curves.png", "learning_curves.png",
+                         "confusion.png"],
+              "rotnet-aug": ["learning_curves.png", "confusion.png"]}
     for name, files in wanted.items():
         if (ctx.dir / name).exists():
             figs += figures(ctx.dir / name, ctx.dir, names=[f for f in files if (ctx.dir / name / f).exists()],
@@ -36,8 +39,13 @@ def stage(ctx: Context) -> dict:
     table = {"title": "100 labels (split seed 0, seed 0), 10k test; validation carved from the labels",
              "columns": ["method", "seed report", "mnistlab test acc.", "val acc.", "rotation pretext acc.", "model",
                          "seconds"], "rows": rows}
+    names = [f"{m}{'-aug' if a else ''}" for m, a in RUNS if m in METHODS]
+    tables = [table, per_class_table([(n, ctx.dir / n) for n in names], title="F1 per class, every method")]
+    # the report's per-class reports (its Figs 8, 12, 16): precision, recall, F1 and support of each of its methods
+    tables += [class_report_table(ctx.dir / n, title=f"{n}: per-class report (10k test)")
+               for n in ("mlp-features", "cnn", "rotnet") if n in names]
     para = ("One label draw here; benchmarks/seed_report.py runs 5 draws (mean ± std) — see "
             "benchmarks/results/seed_report.md. The seed report's numbers come from one unseeded run each.")
     return {"command": "mnistlab fewlabel --method rotnet --augment --labels 100 --split-seed 0 --seed 0 "
                        f"--budget {ctx.budget} --out DIR", "seeds": {"split_seed": 0, "seed": 0},
-            "paragraphs": [para], "tables": [table], "figures": figs}
+            "paragraphs": [para], "tables": [t for t in tables if t], "figures": figs}

@@ -120,3 +120,36 @@ def score_histograms(groups: dict, *, threshold: float | None = None, xlabel: st
     ax.legend(fontsize=7)
     fig.tight_layout()
     return fig
+
+
+def feature_view(images: np.ndarray, feats: np.ndarray, *, titles: list[str] | None = None):
+    """The seed report's 112 features of a few digits: images (N, H, W) in [0, 1] (ink shown), feats (N, W + 3H)
+    in pixels (column counts, row counts, left profile, right profile — the order of `data.features`).
+
+    Per digit: column ink counts above the image, row ink counts to its right, and on the image the left profile
+    (first ink column of each row, orange) and the right one (last ink column, blue); a row with no ink has no mark.
+    """
+    images, feats = np.asarray(images, float), np.asarray(feats, float)
+    n, h, w = images.shape
+    cols, rows, left, right = feats[:, :w], feats[:, w:w + h], feats[:, w + h:w + 2 * h], feats[:, w + 2 * h:]
+    fig = plt.figure(figsize=(3.2 * n, 3.4))
+    grid = fig.add_gridspec(2, 2 * n, width_ratios=[4, 1] * n, height_ratios=[1, 4], wspace=0.05, hspace=0.05)
+    r = np.arange(h)
+    for i in range(n):
+        top, img, side = fig.add_subplot(grid[0, 2 * i]), fig.add_subplot(grid[1, 2 * i]), fig.add_subplot(grid[1, 2 * i + 1])
+        img.imshow(images[i], cmap="gray_r", vmin=0, vmax=1)
+        has = rows[i] > 0  # rows with ink: the profiles are defined there
+        img.plot(left[i][has], r[has], ".", color="tab:orange", ms=4, label="left profile")
+        img.plot(w - 1 - right[i][has], r[has], ".", color="tab:blue", ms=4, label="right profile")
+        img.set_xticks([])
+        img.set_yticks([])
+        top.bar(np.arange(w), cols[i], color="0.4", width=0.9)
+        top.set_xlim(-0.5, w - 0.5)
+        top.axis("off")
+        top.set_title((titles[i] if titles else "") + "  column / row ink counts, profiles", fontsize=7)
+        side.barh(r, rows[i], color="0.4", height=0.9)
+        side.set_ylim(h - 0.5, -0.5)
+        side.axis("off")
+        if i == 0:
+            img.legend(fontsize=6, loc="lower left", framealpha=0.6)
+    return fig
