@@ -150,8 +150,8 @@ def markdown(r: dict) -> str:
                      f"{'channels_last' if x['channels_last'] else 'contiguous'} | {x['img_per_s_median']:.0f} | "
                      f"{x['img_per_s_mean']:.0f} ± {x['img_per_s_std']:.0f} | {x['speedup_vs_fp32']:.2f} |")
     lines += ["", "Fastest per model: " + ", ".join(f"{k}: {v}" for k, v in r["fastest"].items()) +
-              f". `--precision auto` resolves to **{r['auto_precision']}** here (bf16 also switches the model and "
-              "batches to channels_last).", ""]
+              f". `--precision auto` resolves to **{r['auto_precision']}** here (bf16 where the CPU has AMX or "
+              "AVX512-bf16, else fp32); training and inference use channels_last in either precision.", ""]
     return "\n".join(lines)
 
 
