@@ -51,8 +51,9 @@ class FixMatchConfig(TrainConfig):
     threshold_mode: str = "fixed"  # fixed | adaptive (FreeMatch self-adaptive global × class thresholds)
     dist_align: bool = True  # ReMixMatch distribution alignment of the teacher's probabilities to uniform
     teacher: str = "ema"  # ema | student: which model labels the weak view
-    # EMA teacher's batch norm: "batch" = normalise each weak batch by its own statistics (and keep running statistics
-    # of weak views); "running" = the student's running statistics, which describe mostly strong views
+    # EMA teacher's batch norm: "running" = the student's running statistics (mostly strong views); "batch" = each weak
+    # batch normalised by its own statistics, the teacher keeping running statistics of weak views. Measured on the
+    # unlabelled pool: no gain once BN is recalibrated (benchmarks/results/fixmatch-teacher-bn.md)
     teacher_bn: str = "running"
     ema: float = 0.999  # EMA decay of the evaluated (and teacher) model, warmed up as min(ema, (1+t)/(10+t))
     stats_momentum: float = 0.99  # running means of DA and adaptive thresholds (0.999 is too slow for ~10³ steps)
