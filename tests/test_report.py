@@ -99,7 +99,7 @@ def test_smoke_study_resumes_after_kill_and_renders(tmp_path):
                  "examples", "rotnet: pretext examples", "rotnet: pretext learning curves", "rotnet-aug: confusion"):
         assert want in captions, want
     titles = [t["title"] for t in seed["tables"]]
-    assert "F1 per class, every method" in titles and "rotnet: per-class report (10k test)" in titles
+    assert "F1 per class, every method" in titles and "rotnet: per-class report (test set)" in titles
     cls = [t["title"] for t in section("classification")["tables"]]
     assert any(t.startswith("Q5 — chow rejection") for t in cls) and any(t.startswith("Q2 — 60/20/20") for t in cls)
     chow = next(t for t in section("classification")["tables"] if t["title"].startswith("Q5 — chow"))

@@ -59,8 +59,11 @@ def test_ema_update_can_keep_its_own_buffers():
     with torch.no_grad():
         model[1].running_mean.fill_(5.0)
         ema.module[1].running_mean.fill_(-1.0)
+        model[0].weight.fill_(1.0)
+        ema.module[0].weight.fill_(0.0)
     ema.update(model, decay=0.5, copy_buffers=False)
     assert torch.equal(ema.module[1].running_mean, torch.full((2,), -1.0))
+    assert torch.allclose(ema.module[0].weight, torch.full((2, 3), 0.5))  # the weights still move
 
 
 def test_teacher_batch_stats_normalises_by_the_batch_and_tracks_it():
@@ -88,7 +91,7 @@ def test_ssl_loss_teacher_bn_modes(teacher_bn):
     xu = torch.rand(8, 1, 28, 28)
     ssl_loss(state, FixMatchConfig(teacher_bn=teacher_bn), torch.rand(4, 1, 28, 28), torch.arange(4), xu, xu)
     moved = not torch.equal(bn.running_mean, before)
-    assert moved == (teacher_bn == "batch") and not state.ema.module.training
+    assert moved == (teacher_bn == "batch") and not any(m.training for m in state.ema.module.modules())
 
 
 @pytest.mark.parametrize("view", [weak_view, strong_view])
@@ -186,6 +189,9 @@ def test_freematch_smoke_and_bad_settings(cli, tmp_path):
     code, _, err = cli("fewlabel", "--method", "fixmatch", "--budget", "smoke", "--set", "teacher_bn=frozen",
                        "--out", tmp_path / "h")
     assert code == 2 and "unknown teacher_bn" in err and len(err.strip().splitlines()) == 1
+    code, _, err = cli("fewlabel", "--method", "fixmatch", "--budget", "smoke", "--set", "teacher_bn=batch",
+                       "--set", "teacher=student", "--out", tmp_path / "i")
+    assert code == 2 and "teacher_bn=batch is for the EMA teacher" in err
 
 
 def test_bn_recalibration_matches_the_batch_statistics_of_clean_images():

@@ -213,3 +213,25 @@ def test_torchrun_two_processes_match_one(cli, tmp_path):
     # same global batch, same number of steps, gradients averaged: the same accuracy within noise (~1.5 % at n=1000)
     assert one["test_accuracy"] > 0.5 and abs(two["test_accuracy"] - one["test_accuracy"]) < 0.06, (one, two)
     assert sorted(p.name for p in (tmp_path / "ddp").iterdir()) == sorted(p.name for p in (tmp_path / "one").iterdir())
+
+
+def test_resume_accepts_a_setting_added_since_at_its_default(tmp_path):
+    """A run interrupted before a new config field existed resumes when the field holds its default; a real change
+    of setting is still refused."""
+    import dataclasses
+
+    from mnistlab.errors import MnistlabError
+    from mnistlab.runs import Run
+
+    @dataclasses.dataclass
+    class Old:
+        lr: float = 0.1
+
+    @dataclasses.dataclass
+    class New(Old):
+        teacher_bn: str = "running"
+
+    Run(tmp_path / "r").start(Old(), command="fewlabel")
+    Run(tmp_path / "r", resume=True).start(New(), command="fewlabel")  # added field, at its default: fine
+    with pytest.raises(MnistlabError, match="differs in teacher_bn"):
+        Run(tmp_path / "r", resume=True).start(New(teacher_bn="batch"), command="fewlabel")

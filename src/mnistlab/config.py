@@ -25,7 +25,7 @@ class TrainConfig:
     model: str = "cnn"
     seed: int = 0  # training seed: init, batch order, augmentation, dropout
     budget: str = "quick"  # smoke (seconds, tests) | quick (default) | full (benchmarks)
-    precision: str = "auto"  # auto | bf16 | fp32 (auto = bf16 autocast + channels_last where the CPU has AMX/AVX512-bf16)
+    precision: str = "auto"  # auto | bf16 | fp32 (auto = bf16 autocast where the CPU has AMX/AVX512-bf16; channels_last always)
     batch_size: int = 128
     epochs: float = 10.0
     lr: float = 1e-3

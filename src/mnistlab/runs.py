@@ -10,6 +10,8 @@
 """
 from __future__ import annotations
 
+import dataclasses
+
 import json
 import os
 import platform
@@ -115,7 +117,12 @@ class Run:
         if old.exists():
             prev = fileio.read_json(old)
             ignore = {"resume", "threads"}
-            diff = sorted(k for k in set(prev) | set(conf) if k not in ignore and prev.get(k) != conf.get(k))
+            # a setting the old run did not have yet (added to the code since) counts as its default: new settings
+            # default to the old behaviour, so an interrupted run still resumes after an upgrade
+            defaults = ({f.name: f.default for f in dataclasses.fields(cfg) if f.default is not dataclasses.MISSING}
+                        if dataclasses.is_dataclass(cfg) else {})
+            diff = sorted(k for k in set(prev) | set(conf)
+                          if k not in ignore and prev.get(k, defaults.get(k)) != conf.get(k))
             if diff:
                 raise MnistlabError(f"{self.dir} was started with another config (differs in {', '.join(diff)}); "
                                     f"use another --out")

@@ -41,13 +41,15 @@ def teacher_batch_stats(module: nn.Module):
     Why: a FixMatch student's running statistics describe the batches it trains on — 7 strong views for every
     labelled image — so an EMA teacher that copies them normalises weak views with strong-view statistics. Inside
     this context the teacher normalises the weak batch by its own mean/variance and its running statistics follow
-    the weak views (BN momentum), which is what the EMA model is then evaluated with.
+    the weak views (BN momentum), which is what the EMA model is then evaluated with. Under torchrun each process
+    normalises its own share of the weak batch, so the teacher's outputs depend a little on the process count.
     """
     bns = [m for m in module.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    modes = [m.training for m in bns]
     for m in bns:
         m.train(True)
     try:
         yield module
     finally:
-        for m in bns:
-            m.train(False)
+        for m, mode in zip(bns, modes):
+            m.train(mode)

@@ -108,11 +108,12 @@ def save_data_figures(run: Run, d: FewLabelData, cfg: FewLabelConfig, pre: dict)
         run.save_figure("binarization.png", plots.image_grid(both, titles, cols=len(imgs)))
     if str(pre.get("features", "")).startswith("profile112"):
         # the report's §4.2: what the 112 numbers are, drawn on three digits (raw pixels: counts and positions)
-        from mnistlab.data.features import ink_mask, profile_features
+        from mnistlab.data.features import THRESHOLD, ink_mask, profile_features
 
         few = imgs[:3]
-        run.save_figure("features.png", plots.feature_view(ink_mask(few).float().numpy(),
-                                                           profile_features(few, scale=1.0).numpy(),
+        ink = THRESHOLD if pre.get("binarize") is None else int(pre["binarize"])  # the model's binarisation, if any
+        run.save_figure("features.png", plots.feature_view(ink_mask(few, ink).float().numpy(),
+                                                           profile_features(few, threshold=ink, scale=1.0).numpy(),
                                                            titles=[f"digit {d.s.ds.classes[int(d.y_lab[i])]}"
                                                                    for i in first[:3]]))
     if cfg.augment:

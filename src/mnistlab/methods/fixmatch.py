@@ -176,6 +176,8 @@ def run_ssl(cfg: FixMatchConfig, run, *, resume: bool = False) -> dict:
         raise MnistlabError(f"unknown teacher {cfg.teacher!r}; valid: ema, student")
     if cfg.teacher_bn not in ("batch", "running"):
         raise MnistlabError(f"unknown teacher_bn {cfg.teacher_bn!r}; valid: batch, running")
+    if cfg.teacher_bn == "batch" and cfg.teacher != "ema":
+        raise MnistlabError("teacher_bn=batch is for the EMA teacher (teacher=ema); the student uses batch statistics")
     if cfg.threshold_mode not in ("fixed", "adaptive"):
         raise MnistlabError(f"unknown threshold_mode {cfg.threshold_mode!r}; valid: fixed, adaptive")
     sp = labelled_split(s.train_y, cfg.labels, seed=cfg.split_seed, n_val=cfg.val_labels,

@@ -312,7 +312,7 @@ def run(cfg: RotNetConfig, run: Run, *, resume: bool = False) -> dict:
         if (pdir / name).exists() and run.writer:
             fileio.write_bytes(run.path(target), (pdir / name).read_bytes())
     run.save_json("pretext.json", {k: v for k, v in info.items()} | {"copied_weights": copied})
-    if run.writer:
+    if run.writer and cfg.figures:
         run.save_figure("pretext_examples.png", pretext_examples(pretext, d.x_lab[:4], pre=pre,
                                                                  precision=resolve_precision(cfg.precision)))
     metrics = train_classifier(cfg, run, d, model=model, spec=spec, pre=pre, resume=resume, params=params,

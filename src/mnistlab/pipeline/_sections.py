@@ -15,9 +15,10 @@ def metrics(run_dir: Path) -> dict[str, Any]:
 
 
 def figures(run_dir: Path, base: Path, *, names: list[str] | None = None, prefix: str = "") -> list[dict]:
-    """PNG/GIF figures of a run folder (all, or those named, in that order), paths relative to `base`."""
+    """PNG/GIF figures of a run folder (all, or those named, in that order; names=[] → none), paths relative to
+    `base`."""
     run_dir = Path(run_dir)
-    files = [run_dir / n for n in names] if names else sorted([*run_dir.glob("*.png"), *run_dir.glob("*.gif")])
+    files = [run_dir / n for n in names] if names is not None else sorted([*run_dir.glob("*.png"), *run_dir.glob("*.gif")])
     out = []
     for f in files:
         if f.is_file():

@@ -30,7 +30,7 @@ def stage(ctx: Context) -> dict:
     tables.append(metrics_table(rows, ["test_accuracy", "test_loss", "params", "epochs", "wall_seconds"],
                                 title="Q1 — 60k train / 10k test, winner-takes-all, final epoch (nothing chosen on "
                                       "test)"))
-    tables += [class_report_table(ctx.dir / f"supervised-{m}", title=f"Q1 — {m}: per-class report (10k test)")
+    tables += [class_report_table(ctx.dir / f"supervised-{m}", title=f"Q1 — {m}: per-class report (test set)")
                for m in ("cnn", "mlp")]
     cnn = ctx.dir / "supervised-cnn"
 

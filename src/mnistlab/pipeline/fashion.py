@@ -42,7 +42,7 @@ def stage(ctx: Context) -> dict:
     tables.append({"title": "Fashion-MNIST 10k test", "columns": ["run", "model", "test accuracy", "seconds"],
                    "rows": rows})
     tables.append(per_class_table([("supervised", sup), (f"{method}, {n} labels", fl)], metric="recall",
-                                  title="recall per class (10k test)"))
+                                  title="recall per class (test set)"))
     conf = sup / "confusion.json"
     if conf.exists():
         pairs = fileio.read_json(conf).get("most_confused", [])[:6]

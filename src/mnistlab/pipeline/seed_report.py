@@ -42,7 +42,7 @@ def stage(ctx: Context) -> dict:
     names = [f"{m}{'-aug' if a else ''}" for m, a in RUNS if m in METHODS]
     tables = [table, per_class_table([(n, ctx.dir / n) for n in names], title="F1 per class, every method")]
     # the report's per-class reports (its Figs 8, 12, 16): precision, recall, F1 and support of each of its methods
-    tables += [class_report_table(ctx.dir / n, title=f"{n}: per-class report (10k test)")
+    tables += [class_report_table(ctx.dir / n, title=f"{n}: per-class report (test set)")
                for n in ("mlp-features", "cnn", "rotnet") if n in names]
     para = ("One label draw here; benchmarks/seed_report.py runs 5 draws (mean ± std) — see "
             "benchmarks/results/seed_report.md. The seed report's numbers come from one unseeded run each.")
