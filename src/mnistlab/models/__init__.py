@@ -28,3 +28,27 @@ def model_spec(name: str, *, in_shape, num_classes: int, preprocess: dict | None
 
 def count_params(model: torch.nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
+
+
+def layer_summary(model: torch.nn.Module, in_shape: tuple[int, ...]) -> list[tuple[str, str, tuple[int, ...], int]]:
+    """(name, layer type — with its kernel for convolutions and pools —, output shape without the batch, parameters)
+    of every leaf module, in forward order, from one forward pass of a zero batch of 2 images (eval mode, no grad)."""
+    rows: list[tuple[str, str, tuple[int, ...], int]] = []
+    hooks = []
+    for name, m in model.named_modules():
+        if name and not list(m.children()):
+            def hook(mod, _inp, out, name=name):
+                shape = tuple(out.shape[1:]) if isinstance(out, torch.Tensor) else ()
+                k = getattr(mod, "kernel_size", None)
+                k = f" {k[0]}×{k[1]}" if isinstance(k, tuple) else f" {k}×{k}" if isinstance(k, int) else ""
+                rows.append((name, type(mod).__name__ + k, shape, sum(p.numel() for p in mod.parameters())))
+            hooks.append(m.register_forward_hook(hook))
+    was_training = model.training
+    try:
+        with torch.no_grad():
+            model.eval()(torch.zeros(2, *in_shape))
+    finally:
+        for h in hooks:
+            h.remove()
+        model.train(was_training)
+    return rows

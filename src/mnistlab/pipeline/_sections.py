@@ -81,3 +81,28 @@ def per_class_table(runs: list[tuple[str, Path]], *, metric: str = "f1-score", t
                           reps[0][1])
     rows = [[c, *[rep.get(c, {}).get(metric) for _, rep in reps]] for c in [*classes, "macro avg"]]
     return {"title": title, "columns": ["class", *[name for name, _ in reps]], "rows": rows}
+
+
+def architecture_table(run_dir: Path, *, prefix: str = "") -> dict | None:
+    """The network a run trained (from its model.json, no weights needed) as the seed report drew it: one row per
+    weight layer (convolution or linear) with the layers that follow it up to the next (batch norm, activation,
+    pooling, dropout), the output shape (channels × height × width, or units) and the parameters."""
+    from mnistlab.models import create_model, layer_summary
+
+    spec_file = Path(run_dir) / "model.json"
+    if not spec_file.exists():
+        return None
+    spec = fileio.read_json(spec_file)
+    in_shape = tuple(spec["in_shape"])
+    model = create_model(spec["name"], in_shape=in_shape, num_classes=spec["num_classes"], **spec.get("kwargs", {}))
+    blocks: list[tuple[str, list]] = []  # (first leaf's name, its leaves (type, shape, params) in forward order)
+    for name, kind, shape, params in layer_summary(model, in_shape):
+        if not blocks or kind.startswith(("Conv", "Linear")):
+            blocks.append((name, []))
+        blocks[-1][1].append((kind, shape, params))
+    rows = [["input", "", " × ".join(map(str, in_shape)), 0]]
+    rows += [[block, " → ".join(k for k, _, _ in leaves), " × ".join(map(str, leaves[-1][1])),
+              sum(p for _, _, p in leaves)] for block, leaves in blocks]
+    total = sum(r[3] for r in rows)
+    return {"title": f"{prefix}the network `{spec['name']}`, one row per weight layer ({total:,} parameters)",
+            "columns": ["block", "layers", "output shape", "parameters"], "rows": rows}

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from mnistlab import fileio
 from mnistlab.pipeline import STAGES, Context
-from mnistlab.pipeline._sections import class_report_table, figures, metrics, metrics_table
+from mnistlab.pipeline._sections import architecture_table, class_report_table, figures, metrics, metrics_table
 
 # The study's sweeps are the slowest part; at `quick` they run at their own smoke budget so that the whole
 # `mnistlab run` stays within ~30 min — `mnistlab study NAME --budget quick` gives the fuller curves.
@@ -31,6 +31,8 @@ def stage(ctx: Context) -> dict:
                                 title="Q1 — 60k train / 10k test, winner-takes-all, final epoch (nothing chosen on "
                                       "test)"))
     tables += [class_report_table(ctx.dir / f"supervised-{m}", title=f"Q1 — {m}: per-class report (test set)")
+               for m in ("cnn", "mlp")]
+    tables += [architecture_table(ctx.dir / f"supervised-{m}", prefix="Q1 — ")
                for m in ("cnn", "mlp")]
     cnn = ctx.dir / "supervised-cnn"
 
