@@ -100,6 +100,9 @@ def test_smoke_study_resumes_after_kill_and_renders(tmp_path):
         assert want in captions, want
     titles = [t["title"] for t in seed["tables"]]
     assert "F1 per class, every method" in titles and "rotnet: per-class report (test set)" in titles
+    arch = [t for t in seed["tables"] if "one row per weight layer" in t["title"]]  # the report's network figures
+    assert [t["title"].split(":")[0] for t in arch] == ["mlp-features", "cnn", "rotnet"]
+    assert all(t["rows"][0][0] == "input" and t["rows"][-1][2] == "10" for t in arch)  # 10 classes out
     cls = [t["title"] for t in section("classification")["tables"]]
     assert any(t.startswith("Q5 — chow rejection") for t in cls) and any(t.startswith("Q2 — 60/20/20") for t in cls)
     chow = next(t for t in section("classification")["tables"] if t["title"].startswith("Q5 — chow"))
@@ -121,14 +124,14 @@ def test_stage_overrides_are_real_config_fields(tmp_path):
 
     from mnistlab.commands.fewlabel import default_method
     from mnistlab.methods import METHODS
-    from mnistlab.pipeline import Context, classification, detector, fashion, gan, ssl
+    from mnistlab.pipeline import Context, classification, detector, fashion, gan, seed_report, ssl
 
     def names(method):
         return {f.name for f in fields(METHODS.info(method)["config"])}
 
     tables = [(classification.SETS["cnn"], "supervised"), (classification.SETS["mlp"], "supervised"),
               (detector.SETS, "detector"), (fashion.SUP_SETS, "supervised"), (fashion.FEW_SETS, default_method()),
-              (gan.SETS, "gan"), (ssl.SETS, default_method())]
+              (gan.SETS, "gan"), (ssl.SETS, default_method()), (seed_report.ROTNET_SETS, "rotnet")]
     for table, method in tables:
         for budget, sets in table.items():
             assert sets and set(sets) <= names(method), (method, budget, sets)
@@ -164,3 +167,19 @@ def test_feature_view_and_class_tables(tmp_path):
     t = per_class_table([("x", run), ("missing", tmp_path / "none")], metric="recall", title="r")
     assert t["columns"] == ["class", "x"] and t["rows"] == [["b", 0.5], ["a", 1.0], ["macro avg", 0.75]]
     assert class_report_table(tmp_path / "none", title="t") is None
+
+
+def test_architecture_table_rows(tmp_path):
+    from mnistlab.pipeline._sections import architecture_table
+
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "model.json").write_text(json.dumps({"name": "cnn", "in_shape": [1, 28, 28], "num_classes": 10,
+                                                "kwargs": {}, "preprocess": {}}))
+    t = architecture_table(run, prefix="x: ")
+    assert t["title"] == "x: the network `cnn`, one row per weight layer (288,170 parameters)"
+    assert t["rows"][1] == ["features.0.0", "Conv2d 3×3 → BatchNorm2d → ReLU", "32 × 28 × 28", 32 * 9 + 2 * 32]
+    assert t["rows"][2][1:3] == ["Conv2d 3×3 → BatchNorm2d → ReLU → MaxPool2d 2×2", "32 × 14 × 14"]
+    assert t["rows"][-1] == ["head", "Linear", "10", 128 * 10 + 10]
+    assert sum(r[3] for r in t["rows"]) == 288170
+    assert architecture_table(tmp_path / "none") is None

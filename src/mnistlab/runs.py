@@ -242,7 +242,9 @@ def load_model(path: str | os.PathLike, name: str = "model") -> tuple[torch.nn.M
         model.load_state_dict(state)
     except RuntimeError as e:
         raise MnistlabError(f"{d}: weights do not fit model {spec['name']} ({str(e).splitlines()[0]})") from None
-    return model.eval(), spec
+    # channels_last like every trained module (train.prepare_module): with NCHW weights, the channels_last batches
+    # of `infer` ran 1.3–2× slower (conv layout conversions each call, measured on the AVX2 EPYC)
+    return model.to(memory_format=torch.channels_last).eval(), spec
 
 
 def load_run(path: str | os.PathLike) -> LoadedRun:

@@ -267,6 +267,7 @@ class RotNetConfig(FewLabelConfig):
     model: str = "rotnet-cnn"  # seed-rotnet: the report's network; rotnet-cnn: ours (batch norm)
     transfer: str = "finetune"  # finetune: every weight trains | frozen: convs fixed, head trained (the report's)
     pretext_budget: str = ""  # "" = smoke for a smoke run, else full (quick and full share one cached pretext)
+    pretext_steps: int = 0  # >0: pretext steps instead of its budget's (`mnistlab run` shortens it on a slow CPU)
     steps: int = 300  # AdamW steps of 32 of the 80 labelled images (120 epochs), cosine
     batch_size: int = 32
     lr: float = 2e-3
@@ -290,8 +291,9 @@ def run(cfg: RotNetConfig, run: Run, *, resume: bool = False) -> dict:
     d = load_split(cfg, run)
     pbudget = cfg.pretext_budget or ("smoke" if cfg.budget == "smoke" else "full")
     # the pretext sees the images as the classifier will (binarised with the report's recipe)
+    steps = {"steps": cfg.pretext_steps} if cfg.pretext_steps > 0 else {}
     pretext, info = pretrained_pretext(cfg.model, budget=pbudget, dataset=cfg.dataset, precision=cfg.precision,
-                                       binarize=cfg.binarize)
+                                       binarize=cfg.binarize, **steps)
     pre = preprocessing(cfg)
     model, spec = build_model(cfg, d, pre)
     copied = transfer_weights(pretext, model)

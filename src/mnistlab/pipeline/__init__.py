@@ -1,9 +1,10 @@
 """`mnistlab run`: the study as ordered stages, each writing a section of the HTML report into its own folder.
 
-A stage is a function `stage(ctx) -> section dict` (see `report.html`), registered with its order, title and a time
-estimate per budget. Stages drive the other commands through the CLI contract (`ctx.cli(...)`), with `--resume`, so a
-stage killed half-way continues its finished runs. A finished stage is reused while its key (stage, budget, code
-version) is unchanged; `--force` recomputes.
+A stage is a function `stage(ctx) -> section dict` (see `report.html`), registered with its order, title, a time
+estimate per budget (seconds on the reference machine of `_pace.py`), the share of its quick time a pace does not
+shorten (`fixed`) and optionally the lowest pace it accepts (`min_pace`). Stages drive the other commands through the CLI contract (`ctx.cli(...)`), with `--resume`, so a
+stage killed half-way continues its finished runs. A finished stage is reused while its key (stage, budget, pace, code
+version) is unchanged; `--force` recomputes. The `quick` budget is sized to the machine by a pace (`_pace.py`).
 """
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ from typing import Any
 
 from mnistlab import fileio
 from mnistlab.errors import MnistlabError
+from mnistlab.pipeline import _pace
 from mnistlab.registry import Registry
 
 STAGES: Registry = Registry("stage", "mnistlab.pipeline")
@@ -41,6 +43,7 @@ class Context:
     dir: Path
     budget: str
     study_dir: Path
+    pace: float = 1.0  # quick only: the share of the written training schedules this machine runs (see _pace.py)
 
     def cli(self, *argv: Any) -> None:
         """Run a mnistlab command in-process; a failure raises MnistlabError with the command's message."""
@@ -55,13 +58,15 @@ class Context:
         if code:
             raise MnistlabError(f"`mnistlab {' '.join(args)}` exited with {code}")
 
-    def sets(self, table: dict[str, dict[str, Any]]) -> list[str]:
+    def sets(self, table: dict[str, dict[str, Any]], paced: tuple[str, ...] = _pace.PACED) -> list[str]:
         """`--set key=value` flags for this budget from a stage's {budget: {field: value}} table.
 
         `mnistlab run --budget quick` must show every section in ≤ 30 min, so its stages train shorter than the
-        commands' own `quick` budgets; the section's command line carries these flags, so it reproduces exactly.
+        commands' own `quick` budgets, and at the study's pace (the `PACED` fields scaled); the section's command line
+        carries these flags, so it reproduces exactly.
         """
-        return [a for k, v in table.get(self.budget, {}).items() for a in ("--set", f"{k}={v}")]
+        return [a for k, v in table.get(self.budget, {}).items()
+                for a in ("--set", f"{k}={_pace.scale(k, v, self.pace, paced)}")]
 
     def rel(self, path: Path) -> str:
         return str(Path(path).resolve().relative_to(self.dir.resolve()))
@@ -71,18 +76,18 @@ class Context:
         return self.study_dir / name
 
 
-def stage_key(name: str, budget: str) -> str:
-    return hashlib.sha256(json.dumps([name, budget, code_version()]).encode()).hexdigest()[:16]
+def stage_key(name: str, budget: str, pace: float = 1.0) -> str:
+    return hashlib.sha256(json.dumps([name, budget, pace, code_version()]).encode()).hexdigest()[:16]
 
 
 def ordered_stages() -> list[str]:
     return sorted(STAGES.names(), key=lambda n: STAGES.info(n)["order"])
 
 
-def run_stage(name: str, *, study_dir: Path, budget: str, force: bool) -> dict:
+def run_stage(name: str, *, study_dir: Path, budget: str, force: bool, pace: float = 1.0) -> dict:
     """Run (or reuse) one stage; never raises for the stage's own failure — it becomes a 'failed' section."""
     d = study_dir / name
-    key = stage_key(name, budget)
+    key = stage_key(name, budget, _pace.stage_pace(STAGES.info(name), pace))
     key_file, sec_file = d / "stage.key", d / "section.json"
     if not force and sec_file.exists() and key_file.exists() and key_file.read_text() == key:
         sec = fileio.read_json(sec_file)
@@ -95,7 +100,7 @@ def run_stage(name: str, *, study_dir: Path, budget: str, force: bool) -> dict:
     info = STAGES.info(name)
     t0 = time.time()
     try:
-        sec = STAGES.get(name)(Context(d, budget, study_dir))
+        sec = STAGES.get(name)(Context(d, budget, study_dir, _pace.stage_pace(info, pace)))
         sec.setdefault("status", "ok")
     except KeyboardInterrupt:
         raise
@@ -108,22 +113,65 @@ def run_stage(name: str, *, study_dir: Path, budget: str, force: bool) -> dict:
     return sec
 
 
-def run_study(out: Path, *, budget: str, force: bool = False, only: list[str] | None = None) -> list[dict]:
+def study_pace(out: Path, *, budget: str, pace: float | None = None, force: bool = False) -> dict:
+    """The study's pace record: reused from `out/pace.json` (a re-run keeps its cached stages), else calibrated on
+    this machine (quick, `pace` None), else as given. smoke and full run their schedules as written: pace 1."""
+    if budget != "quick":
+        if pace not in (None, 1.0):
+            raise MnistlabError(f"--pace applies to the quick budget, not {budget!r}")
+        return {"pace": 1.0, "speed": 1.0, "source": f"{budget} budget: schedules as written"}
+    path = out / "pace.json"
+    if pace is None and not force and path.exists():
+        try:
+            rec = fileio.read_json(path)
+            if rec.get("pace") in _pace.LEVELS and rec.get("speed", 0) > 0:
+                return rec
+        except MnistlabError:
+            pass  # unreadable: measure again
+    from mnistlab.runs import cpu_name
+
+    step = _pace.calibrate()
+    speed = step / _pace.REFERENCE["step_seconds"]
+    infos = [STAGES.info(n) for n in ordered_stages()]  # the whole study's, whichever stages this call runs
+    chosen = pace if pace is not None else _pace.choose_pace(infos, speed=speed)
+    rec = {"pace": chosen, "source": "--pace" if pace is not None else "calibrated", "speed": round(speed, 3),
+           "step_seconds": round(step, 4), "reference": _pace.REFERENCE, "target_seconds": _pace.TARGET_SECONDS,
+           "predicted_seconds": round(sum(_pace.predicted_seconds(infos, budget=budget, pace=chosen, speed=speed))),
+           "machine": cpu_name(), "measured_at": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+    fileio.write_json(path, rec)
+    return rec
+
+
+def run_study(out: Path, *, budget: str, force: bool = False, only: list[str] | None = None,
+              pace: float | None = None) -> tuple[list[dict], dict]:
+    """Run the stages in order → (their sections, the pace record)."""
     names = [n for n in ordered_stages() if not only or n in only]
     if only and (unknown := set(only) - set(names)):
         raise MnistlabError(f"unknown stage {sorted(unknown)[0]!r}; valid: {', '.join(ordered_stages())}")
     out.mkdir(parents=True, exist_ok=True)
-    sections = []
+    rec = study_pace(out, budget=budget, pace=pace, force=force)
+    if budget == "quick":
+        print(f"pace {rec['pace']:g}: a training step here takes {rec['speed']:.2f}× the reference machine's, so the "
+              f"quick schedules run at {rec['pace']:g}× their length (pace.json; --pace 1 = as written)",
+              file=sys.stderr, flush=True)
+    predicted = dict(zip(names, _pace.predicted_seconds([STAGES.info(n) for n in names], budget=budget,
+                                                        pace=rec["pace"], speed=rec["speed"])))
+    sections, measured, expected = [], 0.0, 0.0
     t_start = time.time()
     for i, name in enumerate(names):
-        remaining = sum(STAGES.info(n)["estimate"].get(budget, 60) for n in names[i:])
+        # what remains, corrected by how the stages computed so far compared with their prediction
+        ratio = measured / expected if expected > 0 else 1.0
+        remaining = ratio * sum(predicted[n] for n in names[i:])
         print(f"[{i + 1}/{len(names)}] {STAGES.info(name)['title']} — about {_mins(remaining)} left "
               f"(elapsed {_mins(time.time() - t_start)})", file=sys.stderr, flush=True)
-        sec = run_stage(name, study_dir=out, budget=budget, force=force)
+        t0 = time.time()
+        sec = run_stage(name, study_dir=out, budget=budget, force=force, pace=rec["pace"])
+        if time.time() - t0 > 1.0:  # computed, not reused from the cache
+            measured, expected = measured + time.time() - t0, expected + predicted[name]
         if sec["status"] != "ok":
             print(f"    {sec['status']}: {sec.get('message', '')}", file=sys.stderr, flush=True)
         sections.append(sec)
-    return sections
+    return sections, rec
 
 
 def _mins(seconds: float) -> str:

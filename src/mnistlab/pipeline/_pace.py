@@ -1,0 +1,103 @@
+"""The `quick` study sized to the machine: time a few training steps, shorten the training schedules to fit.
+
+The stages' `quick` schedules were written for a CPU with bf16 hardware, where the whole study takes ≈ 18 min; an
+AVX2-only CPU of the same core count needs ≈ 66 min for the same work. So before a `quick` study, `calibrate()` times
+a few training steps of the `cnn` model (≈ 4 s) and compares them with the same measurement on the reference machine,
+where every stage's `estimate` (seconds at pace 1) was measured. The pace is the largest of `LEVELS` whose predicted
+study time fits `TARGET_SECONDS`; every `PACED` field of a stage's `quick` settings (steps, epochs, pretext steps,
+GAN training subset) is multiplied by it. The pace is a property of the study, not of one stage: it is written to
+`pace.json`, in the section commands' `--set` flags and in the stage keys, and a re-run of the same folder reuses it,
+so a resumed study keeps its cached stages. `--pace 1` restores the schedules as written, `--pace X` pins any level:
+then the same seeds give the same numbers on any machine of the same kind.
+"""
+from __future__ import annotations
+
+import time
+from typing import Any
+
+LEVELS = (1.0, 0.8, 0.6, 0.5, 0.4, 0.3, 0.25, 0.2, 0.15)  # the paces a study may get: few, so that similar machines agree
+TARGET_SECONDS = 28 * 60  # the study issue's 30 min, less a margin for the estimate's error
+# `calibrate()` on the machine where the stages' quick estimates were measured: AMD EPYC (AVX2 + FMA, no bf16),
+# 2 idle threads, fp32 (benchmarks/results/run-quick-epyc.md)
+REFERENCE = {"step_seconds": 0.64, "machine": "AMD EPYC (AVX2, no bf16), 2 threads, fp32"}
+# settings a pace scales by default; everything else (model, batch, labels, evaluation) is unchanged. The GAN stage
+# scales its training subset instead of its epochs, to keep a grid per epoch
+PACED = ("steps", "epochs", "lofo_epochs", "pretext_steps")
+
+
+def calibrate(*, steps: int = 4, warmup: int = 2, batch: int = 256) -> float:
+    """Seconds per training step of `cnn` (forward, loss, backward, AdamW) on `batch` 28×28 images, in the precision
+    and layout the methods use here (`precision=auto`, channels_last); the median of `steps` timed steps."""
+    import torch
+    import torch.nn.functional as F
+
+    from mnistlab.models import create_model
+    from mnistlab.train import autocast, channels_last, prepare_module, resolve_precision
+
+    precision = resolve_precision("auto")
+    gen = torch.Generator().manual_seed(0)
+    net = prepare_module(create_model("cnn", in_shape=(1, 28, 28), num_classes=10).train(), precision)
+    x = channels_last(torch.rand(batch, 1, 28, 28, generator=gen))
+    y = torch.randint(0, 10, (batch,), generator=gen)
+    opt = torch.optim.AdamW(net.parameters(), lr=1e-3)
+    times = []
+    for i in range(warmup + steps):
+        t0 = time.perf_counter()
+        with autocast(precision):
+            loss = F.cross_entropy(net(x).float(), y)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        if i >= warmup:
+            times.append(time.perf_counter() - t0)
+    return sorted(times)[len(times) // 2]
+
+
+def stage_pace(info: dict, pace: float) -> float:
+    """A stage's own pace: the study's, but never below the stage's `min_pace` (the headline keeps a real schedule)."""
+    return max(pace, info.get("min_pace", 0.0))
+
+
+def predicted_seconds(infos: list[dict], *, budget: str, pace: float, speed: float) -> list[float]:
+    """Each stage's predicted seconds: its reference estimate × `speed` (this machine's step time over the
+    reference's), the part of it that `fixed` does not name scaled by the stage's pace (quick only)."""
+    out = []
+    for info in infos:
+        est = info["estimate"].get(budget, 60)
+        if budget == "quick":
+            f = info.get("fixed", 0.2)
+            est *= f + (1 - f) * stage_pace(info, pace)
+        out.append(est * speed)
+    return out
+
+
+def choose_pace(infos: list[dict], *, speed: float, target: float = TARGET_SECONDS) -> float:
+    """The largest level whose predicted `quick` study fits `target` seconds (the smallest level if none does)."""
+    for level in LEVELS:
+        if sum(predicted_seconds(infos, budget="quick", pace=level, speed=speed)) <= target:
+            return level
+    return LEVELS[-1]
+
+
+def scale(key: str, value: Any, pace: float, paced: tuple[str, ...] = PACED) -> Any:
+    """One setting at this pace: ints stay ints (≥ 1), floats keep 3 decimals; other keys and pace 1 unchanged."""
+    if pace == 1 or key not in paced or isinstance(value, bool) or not isinstance(value, (int, float)):
+        return value
+    if isinstance(value, int):
+        return max(1, round(value * pace))
+    return round(value * pace, 3)
+
+
+def parse_pace(text: str | None) -> float | None:
+    """`--pace auto|X` → None (calibrate) or one of `LEVELS`."""
+    from mnistlab.errors import MnistlabError
+
+    if text is None or text == "auto":
+        return None
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if value not in LEVELS:
+        raise MnistlabError(f"bad --pace {text!r}; valid: auto, {', '.join(f'{v:g}' for v in LEVELS)}")
+    return value

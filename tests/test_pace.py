@@ -1,0 +1,72 @@
+"""The quick study's pace: calibration, the level chosen, what it scales, and that a study folder keeps its pace."""
+import json
+
+import pytest
+
+from mnistlab.errors import MnistlabError
+from mnistlab.pipeline import Context, _pace, stage_key, study_pace
+
+
+def test_scale_touches_only_paced_settings(tmp_path):
+    ctx = Context(tmp_path, "quick", tmp_path, pace=0.4)
+    table = {"quick": {"steps": 1000, "epochs": 1.5, "lr": 0.1, "augment": True, "pretext_steps": 2}}
+    assert ctx.sets(table) == ["--set", "steps=400", "--set", "epochs=0.6", "--set", "lr=0.1",
+                               "--set", "augment=True", "--set", "pretext_steps=1"]  # ints stay ≥ 1
+    gan = {"quick": {"epochs": 2, "train_subset": 60000}}
+    assert ctx.sets(gan, ("train_subset",)) == ["--set", "epochs=2", "--set", "train_subset=24000"]
+    assert Context(tmp_path, "quick", tmp_path).sets(table)[:2] == ["--set", "steps=1000"]  # pace 1: as written
+
+
+def test_choose_pace_fits_the_target():
+    infos = [{"estimate": {"quick": 900}, "fixed": 0.0}, {"estimate": {"quick": 100}, "fixed": 1.0}]
+    assert _pace.choose_pace(infos, speed=1.0, target=1000) == 1.0
+    # at 3× slower: 2700 p + 300 ≤ 1620 → p ≤ 0.49 → 0.4 (the largest level that fits)
+    assert _pace.choose_pace(infos, speed=3.0, target=1620) == 0.4
+    assert _pace.choose_pace(infos, speed=100.0, target=1620) == _pace.LEVELS[-1]  # nothing fits: the floor
+    sec = _pace.predicted_seconds(infos, budget="quick", pace=0.5, speed=2.0)
+    assert sec == [900.0, 200.0]
+    assert _pace.predicted_seconds(infos, budget="smoke", pace=0.5, speed=2.0) == [120, 120]  # default 60 s each
+
+
+def test_calibrate_times_real_steps():
+    t = _pace.calibrate(steps=1, warmup=1, batch=8)
+    assert 0 < t < 30
+
+
+def test_study_pace_is_measured_once_then_reused(tmp_path, monkeypatch):
+    monkeypatch.setattr(_pace, "calibrate", lambda: _pace.REFERENCE["step_seconds"])  # the reference machine
+    rec = study_pace(tmp_path, budget="quick")
+    assert rec["source"] == "calibrated" and rec["speed"] == 1.0 and rec["pace"] in _pace.LEVELS
+    assert rec["pace"] < 1 and rec["predicted_seconds"] <= _pace.TARGET_SECONDS
+    assert json.loads((tmp_path / "pace.json").read_text())["pace"] == rec["pace"]
+
+    def fail():
+        raise AssertionError("a study folder with a pace must not re-measure")
+
+    monkeypatch.setattr(_pace, "calibrate", fail)
+    assert study_pace(tmp_path, budget="quick")["pace"] == rec["pace"]  # resume: same pace, same stage keys
+    monkeypatch.setattr(_pace, "calibrate", lambda: 0.25 * _pace.REFERENCE["step_seconds"])
+    assert study_pace(tmp_path, budget="quick", pace=0.5)["pace"] == 0.5  # pinned
+    assert study_pace(tmp_path, budget="quick", force=True)["pace"] == 1.0  # re-measured: a fast machine
+    (tmp_path / "pace.json").write_text("{not json")
+    assert study_pace(tmp_path, budget="quick")["source"] == "calibrated"  # unreadable: measured again
+    assert study_pace(tmp_path, budget="smoke") == {"pace": 1.0, "speed": 1.0,
+                                                    "source": "smoke budget: schedules as written"}
+    with pytest.raises(MnistlabError, match="quick budget"):
+        study_pace(tmp_path, budget="full", pace=0.5)
+
+
+def test_stage_key_depends_on_pace():
+    assert stage_key("ssl", "quick", 1.0) != stage_key("ssl", "quick", 0.5)
+
+
+@pytest.mark.parametrize("text", ["0.37", "fast", "0", "nan"])
+def test_bad_pace_is_a_one_line_error(cli, tmp_path, text):
+    code, _, err = cli("run", "--budget", "quick", "--pace", text, "--out", tmp_path)
+    assert code == 2 and "bad --pace" in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "pace.json").exists()
+
+
+def test_pace_with_another_budget_is_refused(cli, tmp_path):
+    code, _, err = cli("run", "--budget", "smoke", "--pace", "0.5", "--out", tmp_path)
+    assert code == 2 and "--pace applies to the quick budget" in err
