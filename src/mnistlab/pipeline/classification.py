@@ -16,7 +16,7 @@ SETS = {"cnn": {"quick": {"epochs": 3}}, "mlp": {"quick": {"epochs": 6}}}
 
 
 @STAGES.register("classification", order=4, title="Classification study: supervised CNN and MLP, splits, "
-                 "posteriors, rejection", estimate={"smoke": 120, "quick": 654, "full": 7200}, fixed=0.27)
+                 "posteriors, rejection", estimate={"smoke": 120, "quick": 654, "full": 7200}, fixed=0.3)
 def stage(ctx: Context) -> dict:
     rows, figs, tables, paras = [], [], [], []
     for model in ("cnn", "mlp"):

@@ -7,7 +7,7 @@ from mnistlab.pipeline import STAGES, Context
 
 
 @STAGES.register("data", order=1, title="Data: MNIST and Fashion-MNIST",
-                 estimate={"smoke": 5, "quick": 16, "full": 16}, fixed=1.0)
+                 estimate={"smoke": 5, "quick": 10, "full": 10}, fixed=1.0)
 def stage(ctx: Context) -> dict:
     from mnistlab.commands.data import stats
     from mnistlab.report import plots

@@ -11,7 +11,7 @@ SETS = {"quick": {"epochs": 1.5, "lofo_epochs": 0.3}}
 
 
 @STAGES.register("detector", order=5, title="Digit / non-digit detector", estimate={"smoke": 40, "quick": 580,
-                                                                                   "full": 1800}, fixed=0.27)
+                                                                                   "full": 1800}, fixed=0.2)
 def stage(ctx: Context) -> dict:
     if "detector" not in METHODS:
         return {"status": "skipped", "message": "no detector method is registered"}

@@ -21,7 +21,7 @@ def model_of(run_dir) -> str | None:
 
 
 @STAGES.register("fashion", order=7, title="Fashion-MNIST: the same code on clothes",
-                 estimate={"smoke": 30, "quick": 1230, "full": 4500}, fixed=0.08)
+                 estimate={"smoke": 30, "quick": 1313, "full": 4500}, fixed=0.1)
 def stage(ctx: Context) -> dict:
     rows, figs, tables = [], [], []
     sup = ctx.dir / "supervised"

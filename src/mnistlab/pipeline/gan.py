@@ -17,7 +17,7 @@ EVAL_N = {"smoke": 1000, "quick": 10000, "full": 10000}
 
 
 @STAGES.register("gan", order=6, title="GAN: drawing digits, epoch by epoch, measured",
-                 estimate={"smoke": 40, "quick": 890, "full": 5400}, fixed=0.13)
+                 estimate={"smoke": 40, "quick": 890, "full": 5400}, fixed=0.09)
 def stage(ctx: Context) -> dict:
     if "gan" not in METHODS:
         return {"status": "skipped", "message": "no GAN method is registered"}

@@ -16,7 +16,7 @@ ROTNET_SETS = {"quick": {"pretext_steps": PretextConfig.steps}}
 
 
 @STAGES.register("seed-report", order=2, title="The seed report: MNIST with 100 labels — features+MLP, CNN, RotNet",
-                 estimate={"smoke": 60, "quick": 430, "full": 4500}, fixed=0.2)
+                 estimate={"smoke": 60, "quick": 447, "full": 4500}, fixed=0.17)
 def stage(ctx: Context) -> dict:
     rows, figs = [], []
     for method, aug in RUNS:

@@ -20,7 +20,7 @@ SETS = {"quick": {"steps": 1000}}
 
 
 @STAGES.register("ssl", order=3, title="Semi-supervised learning: MNIST with 10 to 1000 labels",
-                 estimate={"smoke": 40, "quick": 850, "full": 9000}, fixed=0.08,
+                 estimate={"smoke": 40, "quick": 850, "full": 9000}, fixed=0.06,
                  min_pace=0.4)
 def stage(ctx: Context) -> dict:
     method = default_method()
