@@ -9,9 +9,10 @@ from mnistlab.pipeline import Context, _pace, stage_key, study_pace
 
 def test_scale_touches_only_paced_settings(tmp_path):
     ctx = Context(tmp_path, "quick", tmp_path, pace=0.4)
-    table = {"quick": {"steps": 1000, "epochs": 1.5, "lr": 0.1, "augment": True, "pretext_steps": 2}}
+    table = {"quick": {"steps": 1000, "epochs": 1.5, "lr": 0.1, "augment": True, "pretext_steps": 2, "lofo_epochs": 3}}
     assert ctx.sets(table) == ["--set", "steps=400", "--set", "epochs=0.6", "--set", "lr=0.1",
-                               "--set", "augment=True", "--set", "pretext_steps=1"]  # ints stay ≥ 1
+                               "--set", "augment=True", "--set", "pretext_steps=1",  # counts stay ≥ 1
+                               "--set", "lofo_epochs=1.2"]  # epochs written as an int are still fractional
     gan = {"quick": {"epochs": 2, "train_subset": 60000}}
     assert ctx.sets(gan, ("train_subset",)) == ["--set", "epochs=2", "--set", "train_subset=24000"]
     assert Context(tmp_path, "quick", tmp_path).sets(table)[:2] == ["--set", "steps=1000"]  # pace 1: as written

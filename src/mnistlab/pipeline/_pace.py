@@ -25,6 +25,7 @@ REFERENCE = {"step_seconds": 0.554, "machine": "AMD EPYC (AVX2, no bf16), 2 thre
 # settings a pace scales by default; everything else (model, batch, labels, evaluation) is unchanged. The GAN stage
 # scales its training subset instead of its epochs, to keep a grid per epoch
 PACED = ("steps", "epochs", "lofo_epochs", "pretext_steps")
+FRACTIONAL = ("epochs", "lofo_epochs")  # float fields: 3 epochs at pace 0.25 are 0.75, not a rounded 1
 
 
 def calibrate(*, steps: int = 6, warmup: int = 3, batch: int = 256) -> float:
@@ -82,12 +83,13 @@ def choose_pace(infos: list[dict], *, speed: float, target: float = TARGET_SECON
 
 
 def scale(key: str, value: Any, pace: float, paced: tuple[str, ...] = PACED) -> Any:
-    """One setting at this pace: ints stay ints (≥ 1), floats keep 3 decimals; other keys and pace 1 unchanged."""
+    """One setting at this pace: counts stay ints (≥ 1), `FRACTIONAL` fields keep 3 decimals; other keys and pace 1
+    unchanged."""
     if pace == 1 or key not in paced or isinstance(value, bool) or not isinstance(value, (int, float)):
         return value
-    if isinstance(value, int):
-        return max(1, round(value * pace))
-    return round(value * pace, 3)
+    if key in FRACTIONAL or isinstance(value, float):
+        return round(value * pace, 3)
+    return max(1, round(value * pace))
 
 
 def parse_pace(text: str | None) -> float | None:
