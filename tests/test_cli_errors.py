@@ -108,3 +108,18 @@ def test_ctrl_c_message(tmp_path):
     assert stderr.strip() == "mnistlab: interrupted; finished artefacts are kept, `--resume` continues a training run"
     assert (out / "checkpoint.safetensors").exists() and not (out / "metrics.json").exists()
     assert not list(out.glob(".*.tmp"))  # no half-written file
+
+
+def test_a_temp_file_orphaned_by_an_interrupt_is_removed_at_exit(tmp_path):
+    """A Ctrl-C between the temp file's creation and the `with` body escapes every `except`: the exit sweep removes
+    what is left, so no half-written file survives the process."""
+    from mnistlab import fileio
+
+    cm = fileio.atomic_path(tmp_path / "x.json")
+    tmp = cm.__enter__()  # the interrupt lands here: the body never runs, __exit__ is never called
+    assert tmp.exists() and tmp in fileio._PENDING
+    fileio._remove_pending()  # what atexit runs
+    assert not tmp.exists() and not (tmp_path / "x.json").exists()
+    fileio.write_json(tmp_path / "y.json", {"a": 1})  # a finished write leaves nothing pending
+    assert tmp_path.joinpath("y.json").exists() and not any(p.parent == tmp_path and p != tmp
+                                                           for p in fileio._PENDING)
