@@ -16,11 +16,11 @@ import time
 from typing import Any
 
 LEVELS = (1.0, 0.8, 0.6, 0.5, 0.4, 0.3, 0.25, 0.2, 0.15)  # the paces a study may get: few, so that similar machines agree
-# the study issue's 30 min, less a margin: the same idle machine calibrates within ±7 % from one run to the next
+# the study issue's 30 min, less a margin: the same idle machine calibrated 0.55–0.65 s from one run to the next
 TARGET_SECONDS = 27 * 60
 # `calibrate()` at the start of the study whose stage times are the stages' quick estimates (with the pace-1 times of
 # the same machine for the share a pace does not shorten): AMD EPYC (AVX2 + FMA, no bf16), 2 idle threads, fp32
-# (benchmarks/results/run-quick-epyc-paced.md). Other calibrations of that machine gave 0.55–0.63 s
+# (benchmarks/results/run-quick-epyc-paced.md). Other calibrations of that machine gave 0.55–0.65 s
 REFERENCE = {"step_seconds": 0.554, "machine": "AMD EPYC (AVX2, no bf16), 2 threads, fp32"}
 # settings a pace scales by default; everything else (model, batch, labels, evaluation) is unchanged. The GAN stage
 # scales its training subset instead of its epochs, to keep a grid per epoch
