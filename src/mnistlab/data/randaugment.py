@@ -23,9 +23,16 @@ OPS = {
 }
 
 
-def weak_view(x: torch.Tensor, gen: torch.Generator, *, hflip: bool = False) -> torch.Tensor:
-    """Small shift and wobble: ±2 px, ±5°, ×0.95–1.05 — the view whose prediction becomes the pseudo-label."""
-    x = augment.random_affine(x, gen, degrees=5, translate=2 / 28, scale=(0.95, 1.05))
+def weak_view(x: torch.Tensor, gen: torch.Generator, *, hflip: bool = False, shift_only: bool = False) -> torch.Tensor:
+    """Small shift and wobble: ±2 px, ±5°, ×0.95–1.05 — the view whose prediction becomes the pseudo-label.
+
+    shift_only: an exact ±2 px shift instead (a padded random crop, FixMatch's own weak view), for images that are
+    upright and centred (`Dataset.aligned`), where a rotation or zoom is off the data's distribution.
+    """
+    if shift_only:
+        x = augment.random_shift(x, gen, pixels=2)
+    else:
+        x = augment.random_affine(x, gen, degrees=5, translate=2 / 28, scale=(0.95, 1.05))
     return augment.hflip(x, gen) if hflip else x
 
 

@@ -65,6 +65,12 @@ class FixMatchConfig(TrainConfig):
     eval_points: int = 4  # evaluations (learning-curve points) per run
     curve_test_size: int = 2000  # test images in the learning curve (shown only; the final test uses all)
     init: str = "random"  # random | rotnet: start from the rotation-pretext trunk (cached; needs a pretext model)
+    # weak view: warp (±5°, ±2 px, ×0.95–1.05) | shift (exact ±2 px) | auto = shift where the dataset is `aligned`
+    weak: str = "auto"
+    # prediction: hflip = mean logits of the image and its mirror (saved in the model spec, so predict / serve do the
+    # same) | none | auto = hflip where the dataset's classes survive a mirror. Fixed before training, never chosen
+    # on the test set; the other choice is reported beside it (`test_no_tta_accuracy`)
+    tta: str = "auto"
     bn_recalibrate: int = 8192  # clean unlabelled images to recompute the EMA model's BN statistics on (0 = off)
     selection: str = "final-ema"  # the reported model: the EMA weights after the last step (no selection)
 
@@ -180,6 +186,15 @@ def run_ssl(cfg: FixMatchConfig, run, *, resume: bool = False) -> dict:
         raise MnistlabError("teacher_bn=batch is for the EMA teacher (teacher=ema); the student uses batch statistics")
     if cfg.threshold_mode not in ("fixed", "adaptive"):
         raise MnistlabError(f"unknown threshold_mode {cfg.threshold_mode!r}; valid: fixed, adaptive")
+    weak = cfg.weak if cfg.weak != "auto" else ("shift" if s.ds.aligned else "warp")
+    tta = cfg.tta if cfg.tta != "auto" else ("hflip" if s.ds.hflip_safe else "none")
+    if weak not in ("warp", "shift"):
+        raise MnistlabError(f"unknown weak {cfg.weak!r}; valid: auto, warp, shift")
+    if tta not in ("hflip", "none"):
+        raise MnistlabError(f"unknown tta {cfg.tta!r}; valid: auto, hflip, none")
+    if tta == "hflip" and not s.ds.hflip_safe:
+        raise MnistlabError(f"tta=hflip mirrors the test images, and a mirrored {s.ds.name} image may change class")
+    pre = {"tta": "hflip"} if tta == "hflip" else {}  # the model's preprocess spec
     sp = labelled_split(s.train_y, cfg.labels, seed=cfg.split_seed, n_val=cfg.val_labels,
                         num_classes=s.ds.num_classes)
     run.save_splits(**sp)
@@ -188,7 +203,7 @@ def run_ssl(cfg: FixMatchConfig, run, *, resume: bool = False) -> dict:
     net = create_model(cfg.model, in_shape=in_shape, num_classes=k)
     info = init_weights(net, cfg, budget=cfg.budget)
     student = prepare_module(net, s.precision)
-    spec = model_spec(cfg.model, in_shape=in_shape, num_classes=k)
+    spec = model_spec(cfg.model, in_shape=in_shape, num_classes=k, preprocess=pre)
     state = SSLState(student, k)
 
     x_all = as_tensor(s.train_x)  # (N, C, H, W) uint8, kept in memory
@@ -197,16 +212,17 @@ def run_ssl(cfg: FixMatchConfig, run, *, resume: bool = False) -> dict:
     lab_b = Batcher(len(lab_idx), b, seed=cfg.seed, rank=s.rank, world=s.world)
     ulb_b = Batcher(len(ulb_idx), bu, seed=cfg.seed + 7919, rank=s.rank, world=s.world)
     total = cfg.steps or max(1, round(cfg.epochs * len(ulb_idx) / bu))
-    flip = s.ds.hflip_safe
+    flip, shift_only = s.ds.hflip_safe, weak == "shift"
 
     def batch_at(step: int):
         gen = step_generator(cfg.seed, step)
         il, iu = lab_idx[lab_b(step).numpy()], ulb_idx[ulb_b(step).numpy()]
         x_lb = x_all[il].float() / 255
-        x_lb = weak_view(x_lb, gen, hflip=flip) if cfg.augment else x_lb
+        x_lb = weak_view(x_lb, gen, hflip=flip, shift_only=shift_only) if cfg.augment else x_lb
         x_u = x_all[iu].float() / 255
-        x_w, x_s = weak_view(x_u, gen, hflip=flip), strong_view(x_u, gen, n_ops=cfg.n_ops, cutout=cfg.cutout,
-                                                               hflip=flip, **strong_geometry(cfg.strong_affine))
+        x_w = weak_view(x_u, gen, hflip=flip, shift_only=shift_only)
+        x_s = strong_view(x_u, gen, n_ops=cfg.n_ops, cutout=cfg.cutout, hflip=flip,
+                          **strong_geometry(cfg.strong_affine))
         x_lb, x_w, x_s = (channels_last(t) for t in (x_lb, x_w, x_s))
         return x_lb, y_all[il], x_w, x_s, y_all[iu]
 
@@ -227,9 +243,9 @@ def run_ssl(cfg: FixMatchConfig, run, *, resume: bool = False) -> dict:
 
     def evaluate(step: int) -> dict:
         ema = state.ema.module
-        out = eval_split(ema, s.train_x[val_idx], s.train_y[val_idx], spec={}, precision=s.precision, prefix="val")
+        out = eval_split(ema, s.train_x[val_idx], s.train_y[val_idx], spec=pre, precision=s.precision, prefix="val")
         # shown as a curve, never used to choose anything: the final EMA model is the one reported
-        out.update(eval_split(ema, s.test_x[:n_curve], s.test_y[:n_curve], spec={}, precision=s.precision,
+        out.update(eval_split(ema, s.test_x[:n_curve], s.test_y[:n_curve], spec=pre, precision=s.precision,
                               prefix="test"))
         return out
 
@@ -244,22 +260,26 @@ def run_ssl(cfg: FixMatchConfig, run, *, resume: bool = False) -> dict:
     ablation = {}
     if n_bn:
         # shown beside the result (an ablation, not a choice: the config fixes which model is reported)
-        ablation = eval_split(ema, s.test_x, s.test_y, spec={}, precision=s.precision, prefix="test_running_bn")
+        ablation = eval_split(ema, s.test_x, s.test_y, spec=pre, precision=s.precision, prefix="test_running_bn")
         # the unlabelled images, clean, in a seeded order (no label used)
         pick = ulb_idx[torch.randperm(len(ulb_idx), generator=torch.Generator().manual_seed(cfg.seed))[:n_bn].numpy()]
         recalibrate_bn(ema, x_all[pick].float() / 255, precision=s.precision)
     run.save_model(ema, spec)
-    metrics = classifier_outputs(run, ema, spec={}, ds=s.ds, test_x=s.test_x, test_y=s.test_y, history=history,
+    metrics = classifier_outputs(run, ema, spec=pre, ds=s.ds, test_x=s.test_x, test_y=s.test_y, history=history,
                                  precision=s.precision)
-    val = eval_split(ema, s.train_x[val_idx], s.train_y[val_idx], spec={}, precision=s.precision, prefix="val")
+    val = eval_split(ema, s.train_x[val_idx], s.train_y[val_idx], spec=pre, precision=s.precision, prefix="val")
     # transductive accuracy on the unlabelled training images: a development measurement (it needs the labels a real
     # user lacks), reported to compare recipes without touching the test set; never used inside a run
-    ulb = eval_split(ema, s.train_x[ulb_idx], s.train_y[ulb_idx], spec={}, precision=s.precision, prefix="ulb")
+    ulb = eval_split(ema, s.train_x[ulb_idx], s.train_y[ulb_idx], spec=pre, precision=s.precision, prefix="ulb")
+    if pre:  # the other prediction rule, shown beside (the config fixed which one is reported)
+        ablation.update(eval_split(ema, s.test_x, s.test_y, spec={}, precision=s.precision, prefix="test_no_tta"))
     last = history[-1] if history else {}
-    return {**metrics, "val_accuracy": val.get("val_accuracy"), "ulb_accuracy": ulb.get("ulb_accuracy"), "labels": cfg.labels, "split_seed": cfg.split_seed,
+    return {**metrics, "val_accuracy": val.get("val_accuracy"), "ulb_accuracy": ulb.get("ulb_accuracy"),
+            "labels": cfg.labels, "split_seed": cfg.split_seed,
             "seed": cfg.seed, "steps": total, "params": count_params(ema), "precision": s.precision,
             "final_mask_rate": last.get("train_mask"), "final_pl_acc": last.get("train_pl_acc"),
-            "selection": cfg.selection, "init": cfg.init, "bn_recalibrated_on": n_bn, **ablation, **info}
+            "selection": cfg.selection, "init": cfg.init, "bn_recalibrated_on": n_bn, "weak_view": weak, "tta": tta,
+            **ablation, **info}
 
 
 @METHODS.register("fixmatch", config=FixMatchConfig, budgets=BUDGETS, task="fewlabel")

@@ -47,11 +47,12 @@ def idx_sources(files: list[RemoteFile], *, system_dirs: list[str], mirrors: lis
     return out
 
 
-def build(name: str, sources: list[Source], classes, *, hflip_safe: bool, sizes=(60000, 10000)) -> Dataset:
+def build(name: str, sources: list[Source], classes, *, hflip_safe: bool, aligned: bool = False,
+          sizes=(60000, 10000)) -> Dataset:
     arrays = load_from_sources(name, sources,
                                check=lambda a: check_arrays(name, a, (1, 28, 28), sizes, len(classes)))
     tx = arrays[0]
     # mean/std over a fixed subsample: cheap and the same every time
     sample = tx[:: max(1, len(tx) // 10000)].astype(np.float32) / 255.0
-    return Dataset(name, *arrays, classes=tuple(classes), hflip_safe=hflip_safe,
+    return Dataset(name, *arrays, classes=tuple(classes), hflip_safe=hflip_safe, aligned=aligned,
                    mean=float(sample.mean()), std=float(sample.std()))

@@ -18,4 +18,4 @@ CLASSES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shi
 def fashion_mnist():
     files = [RemoteFile(n, s) for n, s in zip(IDX_NAMES, IDX_SHA256)]
     return build("fashion-mnist", idx_sources(files, system_dirs=SYSTEM_DIRS, mirrors=MIRRORS), CLASSES,
-                 hflip_safe=True)
+                 hflip_safe=True, aligned=True)
