@@ -14,6 +14,7 @@ from mnistlab import api
 from mnistlab.data import DATASETS, load_dataset
 from mnistlab.data.sets.fashion_mnist import CLASSES as FASHION
 from mnistlab.methods import METHODS
+from mnistlab.methods.fixmatch import FixMatchConfig
 
 # the most any case trains/evaluates on; a method's own smoke budget wins when it is already smaller
 TINY = {"train_subset": 1000, "test_subset": 300}
@@ -65,6 +66,10 @@ def test_every_method_runs_on_fashion(method, tmp_path):
         assert all(p["true"] in FASHION and p["pred"] in FASHION and p["true"] != p["pred"]
                    for p in conf["most_confused"])
         assert all(set(p["classes"]) <= set(FASHION) for p in conf.get("confused_pairs", []))
+        if issubclass(METHODS.info(method)["config"], FixMatchConfig):
+            # SSL on clothes: whole-pixel weak view (the dataset is `aligned`), mirror averaging saved with the model
+            assert m["weak_view"] == "shift" and m["tta"] == "hflip" and "test_no_tta_accuracy" in m
+            assert json.loads((out / "model.json").read_text())["preprocess"] == {"tta": "hflip"}
     elif task == "gan":
         assert list(out.glob("*.png")), "a GAN run shows its samples"
 
@@ -72,6 +77,8 @@ def test_every_method_runs_on_fashion(method, tmp_path):
 def test_datasets_declare_what_is_label_preserving():
     assert load_dataset("fashion-mnist").hflip_safe is True  # a mirrored shirt is a shirt
     assert load_dataset("mnist").hflip_safe is False  # a mirrored 3 is not a 3
+    assert load_dataset("fashion-mnist").aligned is True  # upright, centred: jitter by shifts, not warps
+    assert load_dataset("mnist").aligned is False
     assert load_dataset("fashion-mnist").classes == FASHION and FASHION[0] == "T-shirt/top"
 
 

@@ -105,6 +105,16 @@ def test_views_keep_shape_dtype_range_and_are_seeded(view):
     assert not torch.equal(out, x)
 
 
+def test_shift_only_weak_view_moves_whole_pixels():
+    x = torch.zeros(16, 1, 28, 28)
+    x[:, :, 8:20, 9:19] = 1.0  # a block away from the border: a ±2 px shift keeps all of it
+    out = weak_view(x, torch.Generator().manual_seed(0), shift_only=True)
+    assert torch.equal(out.sum((1, 2, 3)), x.sum((1, 2, 3)))  # nothing blurred, rotated, zoomed or lost
+    assert set(out.unique().tolist()) == {0.0, 1.0} and not torch.equal(out, x)
+    warped = weak_view(x, torch.Generator().manual_seed(0))
+    assert len(warped.unique()) > 2  # the default weak view interpolates
+
+
 @pytest.mark.parametrize("fn,kw", [(augment.contrast, {"gain": (0.5, 1.0), "gamma": (0.5, 2.0)}),
                                    (augment.blur, {"sigma": (0.3, 1.0)}), (augment.noise, {"std": 0.2})])
 def test_photometric_ops_keep_range_and_identity_at_zero(fn, kw):
@@ -176,6 +186,8 @@ def test_smoke_run_is_complete_and_reproducible(cli, tmp_path):
         assert len(z["labelled"]) == 20 and not set(z["labelled"]) & set(z["unlabelled"])
     cfg = json.loads((tmp_path / "a" / "config.json").read_text())
     assert cfg["selection"] == "final-ema"
+    # digits: the warping weak view, no mirror averaging (a mirrored 3 is not a 3)
+    assert a["weak_view"] == "warp" and a["tta"] == "none" and "test_no_tta_accuracy" not in a
 
 
 def test_freematch_smoke_and_bad_settings(cli, tmp_path):
@@ -192,6 +204,11 @@ def test_freematch_smoke_and_bad_settings(cli, tmp_path):
     code, _, err = cli("fewlabel", "--method", "fixmatch", "--budget", "smoke", "--set", "teacher_bn=batch",
                        "--set", "teacher=student", "--out", tmp_path / "i")
     assert code == 2 and "teacher_bn=batch is for the EMA teacher" in err
+    for setting, message in (("weak=crop", "unknown weak"), ("tta=hflip", "mirrors the test images")):
+        code, _, err = cli("fewlabel", "--method", "fixmatch", "--budget", "smoke", "--set", setting,
+                           "--out", tmp_path / setting)
+        assert code == 2 and message in err and len(err.strip().splitlines()) == 1, err
+        assert not (tmp_path / setting / "metrics.json").exists()
 
 
 def test_bn_recalibration_matches_the_batch_statistics_of_clean_images():
