@@ -7,14 +7,18 @@ import math
 import pkgutil
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 import mnistlab.methods
 from mnistlab import api
 from mnistlab.data import DATASETS, load_dataset
 from mnistlab.data.sets.fashion_mnist import CLASSES as FASHION
+from mnistlab.errors import MnistlabError
+from mnistlab.infer import logits, mirror_tta, tta_rule
 from mnistlab.methods import METHODS
 from mnistlab.methods.fixmatch import FixMatchConfig
+from mnistlab.runs import load_model
 
 # the most any case trains/evaluates on; a method's own smoke budget wins when it is already smaller
 TINY = {"train_subset": 1000, "test_subset": 300}
@@ -70,6 +74,10 @@ def test_every_method_runs_on_fashion(method, tmp_path):
             # SSL on clothes: whole-pixel weak view (the dataset is `aligned`), mirror averaging saved with the model
             assert m["weak_view"] == "shift" and m["tta"] == "hflip" and "test_no_tta_accuracy" in m
             assert json.loads((out / "model.json").read_text())["preprocess"] == {"tta": "hflip"}
+            model, spec = load_model(out)  # the saved model predicts as the reported metrics did: with the mirror
+            test_x = load_dataset("fashion-mnist").test_x[: config["test_subset"]]
+            lg = logits(model, test_x, spec=spec["preprocess"])
+            assert np.allclose(lg, np.load(out / "test_logits.npy"), atol=1e-2)
     elif task == "gan":
         assert list(out.glob("*.png")), "a GAN run shows its samples"
 
@@ -124,13 +132,19 @@ def test_confused_pairs_count_both_directions():
     assert pairs[1]["classes"] == ["a", "b"] and pairs[1]["count"] == 1 and len(pairs) == 2
 
 
-def test_mirror_tta_is_saved_with_the_model_and_refused_on_digits(tmp_path):
-    import numpy as np
-    import torch
+def test_tta_rule_one_vocabulary_for_every_method():
+    clothes, digits = load_dataset("fashion-mnist"), load_dataset("mnist")
+    assert [tta_rule(s, clothes) for s in (True, "true", "hflip", "auto")] == ["hflip"] * 4
+    assert [tta_rule(s, clothes) for s in (False, "false", "none")] == ["none"] * 3
+    assert tta_rule("auto", digits) == "none" and tta_rule(False, digits) == "none"
+    for bad, message in (("hflip", "mirrored mnist image may change class"), (True, "may change class"),
+                         ("vflip", "unknown tta 'vflip'")):
+        with pytest.raises(MnistlabError, match=message):
+            tta_rule(bad, digits if bad != "vflip" else clothes)
 
-    from mnistlab.errors import MnistlabError
-    from mnistlab.infer import logits, mirror_tta
-    from mnistlab.runs import load_model
+
+def test_mirror_tta_is_saved_with_the_model_and_refused_on_digits(tmp_path):
+    import torch
 
     x = torch.rand(4, 1, 28, 28)
     fn = lambda t: t.flatten(1)[:, :3]  # noqa: E731  (B, 3): not mirror-symmetric

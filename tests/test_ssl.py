@@ -106,11 +106,17 @@ def test_views_keep_shape_dtype_range_and_are_seeded(view):
 
 
 def test_shift_only_weak_view_moves_whole_pixels():
-    x = torch.zeros(16, 1, 28, 28)
-    x[:, :, 8:20, 9:19] = 1.0  # a block away from the border: a ±2 px shift keeps all of it
+    x = torch.zeros(256, 1, 28, 28)
+    x[:, :, 8:20, 9:19] = 1.0  # a 12 × 10 block away from the border: a ±2 px shift keeps all of it
     out = weak_view(x, torch.Generator().manual_seed(0), shift_only=True)
     assert torch.equal(out.sum((1, 2, 3)), x.sum((1, 2, 3)))  # nothing blurred, rotated, zoomed or lost
     assert set(out.unique().tolist()) == {0.0, 1.0} and not torch.equal(out, x)
+    ink = out[:, 0] > 0  # (256, 28, 28): where each block went
+    top = ink.any(2).float().argmax(1) - 8  # (256,) vertical offset of the block, px
+    left = ink.any(1).float().argmax(1) - 9  # (256,) horizontal offset
+    assert torch.equal(ink.sum((1, 2)), torch.full((256,), 120))  # still one whole 12 × 10 block
+    for off in (top, left):  # every offset in −2…+2, and over 256 images each of the 5 occurs
+        assert set(off.tolist()) == {-2, -1, 0, 1, 2}
     warped = weak_view(x, torch.Generator().manual_seed(0))
     assert len(warped.unique()) > 2  # the default weak view interpolates
 

@@ -235,3 +235,20 @@ def test_resume_accepts_a_setting_added_since_at_its_default(tmp_path):
     Run(tmp_path / "r", resume=True).start(New(), command="fewlabel")  # added field, at its default: fine
     with pytest.raises(MnistlabError, match="differs in teacher_bn"):
         Run(tmp_path / "r", resume=True).start(New(teacher_bn="batch"), command="fewlabel")
+
+
+def test_resume_holds_an_old_run_to_what_it_did_when_the_new_default_differs(tmp_path):
+    """FixMatch's `weak` / `tta` default to "auto", which on clothes is not what runs from before they existed did
+    (warp, no mirror): such a run must not resume as a hybrid of two recipes, unless told the old settings."""
+    import dataclasses
+
+    from mnistlab.config import merge
+    from mnistlab.errors import MnistlabError
+    from mnistlab.methods.fixmatch import FixMatchConfig
+    from mnistlab.runs import Run
+
+    old = {k: v for k, v in dataclasses.asdict(FixMatchConfig()).items() if k not in ("weak", "tta")}
+    Run(tmp_path / "r").start(old, command="fewlabel")  # config.json as written before the two settings
+    with pytest.raises(MnistlabError, match="differs in tta, weak"):
+        Run(tmp_path / "r", resume=True).start(FixMatchConfig(), command="fewlabel")
+    Run(tmp_path / "r", resume=True).start(merge(FixMatchConfig, {"weak": "warp", "tta": "none"}), command="fewlabel")

@@ -5,6 +5,7 @@ import numpy as np
 import torch
 
 from mnistlab.data.preprocess import as_tensor, preprocess
+from mnistlab.errors import MnistlabError
 from mnistlab.train import autocast, channels_last
 
 
@@ -18,6 +19,19 @@ def mirror_tta(fn, xb: torch.Tensor, spec: dict | None) -> torch.Tensor:
     if spec and spec.get("tta") == "hflip":
         out = (out + fn(xb.flip(-1))) / 2
     return out
+
+
+def tta_rule(setting: bool | str, ds) -> str:
+    """A method's `tta` setting → the prediction rule saved with its model: "hflip" (mean logits of the image and
+    its mirror) or "none". true | hflip, false | none, auto = hflip where the dataset's classes survive a mirror."""
+    rule = {True: "hflip", "true": "hflip", "hflip": "hflip", False: "none", "false": "none", "none": "none",
+            "auto": "hflip" if ds.hflip_safe else "none"}.get(setting)
+    if rule is None:
+        raise MnistlabError(f"unknown tta {setting!r}; valid: auto, hflip (true), none (false)")
+    if rule == "hflip" and not ds.hflip_safe:
+        raise MnistlabError(f"tta mirrors the test images, and a mirrored {ds.name} image may change class; "
+                            "use it on datasets whose classes survive flips (fashion-mnist, cifar10)")
+    return rule
 
 
 @torch.no_grad()

@@ -117,10 +117,12 @@ class Run:
         if old.exists():
             prev = fileio.read_json(old)
             ignore = {"resume", "threads"}
-            # a setting the old run did not have yet (added to the code since) counts as its default: new settings
-            # default to the old behaviour, so an interrupted run still resumes after an upgrade
+            # a setting the old run did not have yet (added to the code since) counts as its default, so an
+            # interrupted run still resumes after an upgrade; where the default is not the old behaviour, the config
+            # class says in LEGACY what the old runs did
             defaults = ({f.name: f.default for f in dataclasses.fields(cfg) if f.default is not dataclasses.MISSING}
                         if dataclasses.is_dataclass(cfg) else {})
+            defaults.update(getattr(cfg, "LEGACY", {}))
             diff = sorted(k for k in set(prev) | set(conf)
                           if k not in ignore and prev.get(k, defaults.get(k)) != conf.get(k))
             if diff:

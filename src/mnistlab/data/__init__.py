@@ -25,8 +25,9 @@ class Dataset:
     test_y: np.ndarray
     classes: tuple[str, ...]
     hflip_safe: bool = False  # is a left-right mirror image still the same class?
-    # photographed upright and centred (clothes): rotations and zooms make images the test set never has, so methods
-    # jitter such images by whole-pixel shifts only (measured on Fashion-MNIST: benchmarks/notes/fashion.md)
+    # photographed upright and centred (clothes): rotations and zooms make images the test set never has, so
+    # FixMatch's weak view jitters such images by whole-pixel shifts only (`weak=auto`; measured on Fashion-MNIST:
+    # benchmarks/notes/fashion.md); the supervised recipe for clothes asks for its shift in its own settings
     aligned: bool = False
     mean: float = 0.0  # per-pixel mean/std of train in [0, 1] units, for models that normalise
     std: float = 1.0

@@ -26,6 +26,7 @@ from mnistlab.data.preprocess import as_tensor
 from mnistlab.data.randaugment import strong_view, weak_view
 from mnistlab.data.splits import labelled_split
 from mnistlab.errors import MnistlabError
+from mnistlab.infer import tta_rule
 from mnistlab.methods import METHODS
 from mnistlab.methods._common import classifier_outputs, cosine_lr, eval_split, recalibrate_bn, setup
 from mnistlab.methods._ema import EMA, teacher_batch_stats
@@ -67,12 +68,16 @@ class FixMatchConfig(TrainConfig):
     init: str = "random"  # random | rotnet: start from the rotation-pretext trunk (cached; needs a pretext model)
     # weak view: warp (±5°, ±2 px, ×0.95–1.05) | shift (exact ±2 px) | auto = shift where the dataset is `aligned`
     weak: str = "auto"
-    # prediction: hflip = mean logits of the image and its mirror (saved in the model spec, so predict / serve do the
-    # same) | none | auto = hflip where the dataset's classes survive a mirror. Fixed before training, never chosen
-    # on the test set; the other choice is reported beside it (`test_no_tta_accuracy`)
+    # prediction: hflip (true) = mean logits of the image and its mirror (saved in the model spec, so predict / serve
+    # do the same) | none (false) | auto = hflip where the dataset's classes survive a mirror (`infer.tta_rule`).
+    # Fixed before training, never chosen on the test set; the other choice is reported beside it (`test_no_tta_accuracy`)
     tta: str = "auto"
     bn_recalibrate: int = 8192  # clean unlabelled images to recompute the EMA model's BN statistics on (0 = off)
     selection: str = "final-ema"  # the reported model: the EMA weights after the last step (no selection)
+
+    # what a run started before `weak` and `tta` existed did (a resume then checks it, see Run.start): "auto" would
+    # turn an interrupted Fashion-MNIST run into a hybrid of two recipes
+    LEGACY = {"weak": "warp", "tta": "none"}
 
 
 BUDGETS = {
@@ -187,13 +192,9 @@ def run_ssl(cfg: FixMatchConfig, run, *, resume: bool = False) -> dict:
     if cfg.threshold_mode not in ("fixed", "adaptive"):
         raise MnistlabError(f"unknown threshold_mode {cfg.threshold_mode!r}; valid: fixed, adaptive")
     weak = cfg.weak if cfg.weak != "auto" else ("shift" if s.ds.aligned else "warp")
-    tta = cfg.tta if cfg.tta != "auto" else ("hflip" if s.ds.hflip_safe else "none")
     if weak not in ("warp", "shift"):
         raise MnistlabError(f"unknown weak {cfg.weak!r}; valid: auto, warp, shift")
-    if tta not in ("hflip", "none"):
-        raise MnistlabError(f"unknown tta {cfg.tta!r}; valid: auto, hflip, none")
-    if tta == "hflip" and not s.ds.hflip_safe:
-        raise MnistlabError(f"tta=hflip mirrors the test images, and a mirrored {s.ds.name} image may change class")
+    tta = tta_rule(cfg.tta, s.ds)
     pre = {"tta": "hflip"} if tta == "hflip" else {}  # the model's preprocess spec
     sp = labelled_split(s.train_y, cfg.labels, seed=cfg.split_seed, n_val=cfg.val_labels,
                         num_classes=s.ds.num_classes)

@@ -12,6 +12,7 @@ from mnistlab.data.preprocess import input_shape, preprocess
 from mnistlab.data.splits import holdout, kfold
 from mnistlab.errors import MnistlabError
 from mnistlab.evaluate.metrics import softmax
+from mnistlab.infer import tta_rule
 from mnistlab.methods import METHODS
 from mnistlab.methods._common import classifier_outputs, cosine_lr, eval_split, setup
 from mnistlab.models import count_params, create_model, model_spec
@@ -119,10 +120,7 @@ def run(cfg: SupervisedConfig, run, *, resume: bool = False) -> dict:
         test_x, test_y = x_base[sp["test"]], y_base[sp["test"]]
     train_idx, val_idx = sp["train"], sp["val"]
     spec_pre = {"binarize": cfg.binarize} if cfg.binarize >= 0 else {}
-    if cfg.tta:
-        if not s.ds.hflip_safe:
-            raise MnistlabError(f"tta mirrors the test images, and a mirrored {s.ds.name} image may change class; "
-                                "use it on datasets whose classes survive flips (fashion-mnist, cifar10)")
+    if tta_rule(cfg.tta, s.ds) == "hflip":
         spec_pre["tta"] = "hflip"  # saved with the model: predict, reject and serve average the mirror too
     in_shape = input_shape(spec_pre, s.ds.shape)
     kwargs = model_kwargs(cfg)
