@@ -63,6 +63,71 @@ def test_unknown_stage_is_an_error(cli, tmp_path):
     assert code == 2 and "unknown stage 'nope'" in err
 
 
+@pytest.fixture
+def one_stage(monkeypatch):
+    """The study with a single cheap stage, "one", which counts its calls and fails when told to."""
+    import mnistlab.pipeline as pl
+    from mnistlab.registry import Registry
+
+    fake, calls = Registry("stage"), []
+
+    @fake.register("one", order=1, title="One", estimate={"smoke": 1, "quick": 1, "full": 1})
+    def one(ctx):
+        calls.append(ctx.dir)
+        if getattr(one, "fail", False):
+            raise RuntimeError("the stage broke")
+        return {"summary": "done"}
+
+    monkeypatch.setattr(pl, "STAGES", fake)
+    return pl, one, calls
+
+
+def test_stage_cache_survives_unreadable_sections_and_a_full_disk(one_stage, tmp_path, monkeypatch):
+    pl, one, calls = one_stage
+    run = lambda: pl.run_stage("one", study_dir=tmp_path, budget="smoke", force=False)  # noqa: E731
+    assert run()["status"] == "ok" and run()["status"] == "ok" and len(calls) == 1  # the second is the cache
+    for bad in ("{not json", "[1, 2]"):  # a torn or foreign section.json: the stage is not finished, it runs again
+        (tmp_path / "one" / "section.json").write_text(bad)
+        assert run()["status"] == "ok"
+    assert len(calls) == 3
+    one.fail, real_write = True, pl.fileio.write_text
+
+    def disk_full(path, text):  # the traceback file cannot be written: the section still says what failed
+        if Path(path).name == "error.txt":
+            raise pl.MnistlabError(f"cannot write {path}: No space left on device")
+        return real_write(path, text)
+
+    monkeypatch.setattr(pl.fileio, "write_text", disk_full)
+    sec = pl.run_stage("one", study_dir=tmp_path, budget="smoke", force=True)
+    assert sec["status"] == "failed" and sec["message"] == "RuntimeError: the stage broke"
+    assert json.loads((tmp_path / "one" / "section.json").read_text())["status"] == "failed"
+
+
+def test_a_study_folder_holds_one_budget(one_stage, tmp_path):
+    pl, _, calls = one_stage
+    pl.run_study(tmp_path, budget="full", only=["one"])
+    with pytest.raises(pl.MnistlabError, match="holds a full-budget study, which a smoke study would replace"):
+        pl.run_study(tmp_path, budget="smoke", only=["one"])
+    assert json.loads((tmp_path / "one" / "section.json").read_text())["status"] == "ok"  # nothing was deleted
+    pl.run_study(tmp_path, budget="smoke", only=["one"], force=True)  # told to: replaced
+    assert json.loads((tmp_path / "study.json").read_text()) == {"budget": "smoke"} and len(calls) == 2
+    from mnistlab.commands.run import default_out
+
+    assert [default_out(b) for b in ("quick", "smoke", "full")] == [
+        Path("runs/study"), Path("runs/study-smoke"), Path("runs/study-full")]
+
+
+def test_a_system_error_is_one_line_and_exit_1(cli, monkeypatch, tmp_path):
+    import mnistlab.pipeline as pl
+
+    def full(*a, **k):
+        raise OSError(28, "No space left on device", str(tmp_path / "x"))
+
+    monkeypatch.setattr(pl, "run_study", full)
+    code, _, err = cli("run", "--budget", "smoke", "--out", tmp_path)
+    assert code == 1 and err.strip() == f"mnistlab: error: No space left on device: {tmp_path / 'x'}"
+
+
 def test_smoke_study_resumes_after_kill_and_renders(tmp_path):
     """Kill `mnistlab run` after its first stage, run it again: the finished stage is reused, the report complete."""
     out = tmp_path / "study"

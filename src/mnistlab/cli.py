@@ -52,6 +52,10 @@ def main(argv: list[str] | None = None) -> int:
     except MemoryError:
         print("mnistlab: error: out of memory", file=sys.stderr)
         return 1
+    except OSError as e:  # disk full, permissions, a vanished file: what the system said, on one line
+        where = f": {e.filename}" if e.filename else ""
+        print(f"mnistlab: error: {e.strerror or e}{where}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

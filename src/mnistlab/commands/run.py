@@ -35,11 +35,16 @@ def write_report(out: Path, sections, *, title: str, pace: dict | None = None) -
     return out / "report.html"
 
 
+def default_out(budget: str) -> Path:
+    """runs/study for the default quick budget, runs/study-smoke and runs/study-full beside it: one study a folder."""
+    return Path("runs/study" if budget == "quick" else f"runs/study-{budget}")
+
+
 def _run(args) -> int:
     from mnistlab.pipeline import run_study
     from mnistlab.pipeline._pace import parse_pace
 
-    out = Path(args.out or "runs/study")
+    out = Path(args.out or default_out(args.budget))
     if args.tensorboard:
         _check_tensorboard()
     secs, pace = run_study(out, budget=args.budget, force=args.force, only=args.stage, pace=parse_pace(args.pace))
@@ -100,7 +105,7 @@ def register(sub) -> None:
     p = sub.add_parser("run", help="the whole study, one self-contained HTML report")
     p.add_argument("--budget", choices=("smoke", "quick", "full"), default="quick",
                    help="smoke ≤ 3 min (tests), quick ≤ 30 min (default), full = benchmark budgets")
-    p.add_argument("--out", help="study folder (default runs/study)")
+    p.add_argument("--out", help="study folder (default runs/study; runs/study-smoke, runs/study-full for the others)")
     p.add_argument("--pace", help="quick only: auto (default: time a few steps, shorten the training schedules to "
                                   "fit ≈ 30 min on this machine) or a level from 1 (as written) down to 0.15")
     p.add_argument("--force", action="store_true", help="recompute finished stages (and re-measure the pace)")

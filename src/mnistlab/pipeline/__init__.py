@@ -90,8 +90,11 @@ def run_stage(name: str, *, study_dir: Path, budget: str, force: bool, pace: flo
     key = stage_key(name, budget, _pace.stage_pace(STAGES.info(name), pace))
     key_file, sec_file = d / "stage.key", d / "section.json"
     if not force and sec_file.exists() and key_file.exists() and key_file.read_text() == key:
-        sec = fileio.read_json(sec_file)
-        if sec.get("status") == "ok":
+        try:
+            sec = fileio.read_json(sec_file)
+        except MnistlabError:
+            sec = None  # unreadable: the stage counts as not finished and runs again
+        if isinstance(sec, dict) and sec.get("status") == "ok":
             return sec
     if d.exists() and (force or not key_file.exists() or key_file.read_text() != key):
         shutil.rmtree(d)  # other code or budget: its half-done runs are not ours to resume
@@ -106,11 +109,28 @@ def run_stage(name: str, *, study_dir: Path, budget: str, force: bool, pace: flo
         raise
     except Exception as e:  # a stage's failure is reported in its section; the study goes on
         msg = str(e) if isinstance(e, MnistlabError) else f"{type(e).__name__}: {e}"
-        (d / "error.txt").write_text(traceback.format_exc())
+        try:  # the traceback is a courtesy: when the disk is full, the section below still says what failed
+            fileio.write_text(d / "error.txt", traceback.format_exc())
+        except MnistlabError:
+            pass
         sec = {"status": "failed", "message": msg.splitlines()[0] if msg else type(e).__name__}
     sec = {"id": name, "title": info["title"], "seconds": round(time.time() - t0, 1), **sec}
     fileio.write_json(sec_file, sec)
     return sec
+
+
+def claim_study(out: Path, *, budget: str, force: bool) -> None:
+    """A study folder holds one budget (`study.json`): another budget would void, and so delete, its stages."""
+    path = out / "study.json"
+    try:
+        held = fileio.read_json(path).get("budget") if path.exists() else None
+    except (MnistlabError, AttributeError):
+        held = None  # unreadable: nothing to protect that the stage keys would not already refuse
+    if held not in (None, budget) and not force:
+        raise MnistlabError(f"{out} holds a {held}-budget study, which a {budget} study would replace; use another "
+                            f"--out (the default is per budget), or --force to replace it")
+    if held != budget:
+        fileio.write_json(path, {"budget": budget})
 
 
 def study_pace(out: Path, *, budget: str, pace: float | None = None, force: bool = False) -> dict:
@@ -148,8 +168,13 @@ def run_study(out: Path, *, budget: str, force: bool = False, only: list[str] | 
     names = [n for n in ordered_stages() if not only or n in only]
     if only and (unknown := set(only) - set(names)):
         raise MnistlabError(f"unknown stage {sorted(unknown)[0]!r}; valid: {', '.join(ordered_stages())}")
-    out.mkdir(parents=True, exist_ok=True)
-    rec = study_pace(out, budget=budget, pace=pace, force=force)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise MnistlabError(f"cannot create {out}: {e.strerror}") from None
+    claim_study(out, budget=budget, force=force)
+    # a run of some stages keeps the study's pace (re-measured, it could differ and void every other stage's cache)
+    rec = study_pace(out, budget=budget, pace=pace, force=force and not only)
     if budget == "quick":
         print(f"pace {rec['pace']:g}: a training step here takes {rec['speed']:.2f}× the reference machine's, so the "
               f"quick schedules run at {rec['pace']:g}× their length (pace.json; --pace 1 = as written)",
