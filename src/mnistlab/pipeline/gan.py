@@ -24,6 +24,9 @@ def stage(ctx: Context) -> dict:
     if "gan" not in METHODS:
         return {"status": "skipped", "message": "no GAN method is registered"}
     classifier = ctx.stage_dir("classification") / "supervised-cnn"
+    # the study's own classifier scores the samples; without it (its stage failed or has not run) `gan eval` trains
+    # its cached default, and the section says so
+    ev = ["--classifier", classifier] if (classifier / "metrics.json").exists() else []
     n_eval = EVAL_N[ctx.budget]
     rows, figs, paras = [], [], []
     for cond in (False, True):
@@ -31,7 +34,6 @@ def stage(ctx: Context) -> dict:
         out = ctx.dir / name
         ctx.cli("gan", "train", *(["--conditional"] if cond else []), "--dataset", "mnist", "--budget", ctx.budget,
                 "--seed", 0, *ctx.sets(SETS, PACED), "--out", out, "--resume")
-        ev = ["--classifier", classifier] if (classifier / "metrics.json").exists() else []
         ctx.cli("gan", "eval", "--run", out, "--n", n_eval, *ev)
         m = metrics(out)
         ev_m = fileio.read_json(out / "gan_eval.json") if (out / "gan_eval.json").exists() else {}
@@ -50,7 +52,11 @@ def stage(ctx: Context) -> dict:
     paras.append("The discriminator is trained to tell training images from generated ones, then the generator to "
                  "make the discriminator call its images real (non-saturating loss); a fixed noise batch is drawn "
                  "at the end of every epoch (the grids below, epoch 0 = before training). See docs/gan.md.")
+    if not ev:
+        paras.append("The classification stage's CNN was not there: the samples were scored by `gan eval`'s own "
+                     "cached supervised classifier.")
     return {"command": f"mnistlab gan train [--conditional] --budget {ctx.budget} --seed 0 "
                        f"{' '.join(ctx.sets(SETS, PACED))} --out DIR; "
-                       f"mnistlab gan eval --run DIR --n {n_eval} --classifier CLASSIFIER_RUN", "seeds": {"seed": 0},
+                       f"mnistlab gan eval --run DIR --n {n_eval}{' --classifier CLASSIFIER_RUN' if ev else ''}",
+            "seeds": {"seed": 0},
             "paragraphs": paras, "tables": [table], "figures": figs}
