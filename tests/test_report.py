@@ -103,6 +103,46 @@ def test_stage_cache_survives_unreadable_sections_and_a_full_disk(one_stage, tmp
     assert json.loads((tmp_path / "one" / "section.json").read_text())["status"] == "failed"
 
 
+def test_a_stage_is_recomputed_when_a_stage_it_uses_changes(monkeypatch, tmp_path):
+    """The GAN case: scored while the classification stage had failed, then that stage succeeds."""
+    import mnistlab.pipeline as pl
+    from mnistlab.registry import Registry
+
+    fake, calls = Registry("stage"), []
+
+    @fake.register("base", order=1, title="Base", estimate={"smoke": 1})
+    def base(ctx):
+        if getattr(base, "fail", False):
+            raise RuntimeError("no classifier")
+        return {}
+
+    @fake.register("user", order=2, title="User", estimate={"smoke": 1}, uses=("base",))
+    def user(ctx):
+        there = (ctx.stage_dir("base") / "section.json").exists()
+        calls.append(there)
+        (ctx.dir / "kept.txt").touch()
+        return {"summary": f"base there: {there}"}
+
+    @fake.register("sneak", order=3, title="Sneak", estimate={"smoke": 1})
+    def sneak(ctx):
+        return {"summary": str(ctx.stage_dir("base"))}  # undeclared: refused, or the cache could not know
+
+    monkeypatch.setattr(pl, "STAGES", fake)
+    run = lambda n, force=False: pl.run_stage(n, study_dir=tmp_path, budget="smoke", force=force)  # noqa: E731
+    base.fail = True
+    assert run("base")["status"] == "failed"
+    assert run("user")["uses"] == {"base": None} and run("user")["status"] == "ok" and len(calls) == 1
+    base.fail = False
+    key = run("base") and (tmp_path / "base" / "stage.key").read_text()
+    sec = run("user")
+    assert sec["uses"] == {"base": key} and calls == [True, True]  # recomputed, in its own folder: not wiped
+    assert (tmp_path / "user" / "kept.txt").exists()
+    run("base", force=True)
+    assert run("user")["status"] == "ok" and len(calls) == 2  # the same base key: the cache holds
+    sec = run("sneak")
+    assert sec["status"] == "failed" and "without declaring it in `uses`" in sec["message"]
+
+
 def test_a_study_folder_holds_one_budget(one_stage, tmp_path):
     pl, _, calls = one_stage
     pl.run_study(tmp_path, budget="full", only=["one"])

@@ -4,7 +4,8 @@ A stage is a function `stage(ctx) -> section dict` (see `report.html`), register
 estimate per budget (seconds on the reference machine of `_pace.py`), the share of its quick time a pace does not
 shorten (`fixed`) and optionally the lowest pace it accepts (`min_pace`). Stages drive the other commands through the CLI contract (`ctx.cli(...)`), with `--resume`, so a
 stage killed half-way continues its finished runs. A finished stage is reused while its key (stage, budget, pace, code
-version) is unchanged; `--force` recomputes. The `quick` budget is sized to the machine by a pace (`_pace.py`).
+version) is unchanged and the stages it uses are as they were then (a GAN section scored while the classification
+stage had failed is scored again once it succeeds); `--force` recomputes. The `quick` budget is sized to the machine by a pace (`_pace.py`).
 """
 from __future__ import annotations
 
@@ -44,6 +45,7 @@ class Context:
     budget: str
     study_dir: Path
     pace: float = 1.0  # quick only: the share of the written training schedules this machine runs (see _pace.py)
+    uses: tuple[str, ...] = ()  # the stages this one may read (its registered `uses`)
 
     def cli(self, *argv: Any) -> None:
         """Run a mnistlab command in-process; a failure raises MnistlabError with the command's message."""
@@ -72,12 +74,25 @@ class Context:
         return str(Path(path).resolve().relative_to(self.dir.resolve()))
 
     def stage_dir(self, name: str) -> Path:
-        """Another stage's folder (for reuse of its runs, e.g. the classifier for the GAN's metrics)."""
+        """Another stage's folder (for reuse of its runs, e.g. the classifier for the GAN's metrics). Only a stage
+        declared in `uses`: the cache must know what a section was built on."""
+        if name not in self.uses:
+            raise RuntimeError(f"stage {self.dir.name!r} reads stage {name!r} without declaring it in `uses`")
         return self.study_dir / name
 
 
 def stage_key(name: str, budget: str, pace: float = 1.0) -> str:
     return hashlib.sha256(json.dumps([name, budget, pace, code_version()]).encode()).hexdigest()[:16]
+
+
+def finished_key(study_dir: Path, name: str) -> str | None:
+    """The key of stage `name` if it finished ok in this study, else None: what a stage using it was built on."""
+    d = study_dir / name
+    try:
+        sec = fileio.read_json(d / "section.json")
+        return (d / "stage.key").read_text() if isinstance(sec, dict) and sec.get("status") == "ok" else None
+    except (MnistlabError, OSError):
+        return None
 
 
 def ordered_stages() -> list[str]:
@@ -89,21 +104,23 @@ def run_stage(name: str, *, study_dir: Path, budget: str, force: bool, pace: flo
     d = study_dir / name
     key = stage_key(name, budget, _pace.stage_pace(STAGES.info(name), pace))
     key_file, sec_file = d / "stage.key", d / "section.json"
+    info = STAGES.info(name)
+    uses = {u: finished_key(study_dir, u) for u in info.get("uses", ())}
     if not force and sec_file.exists() and key_file.exists() and key_file.read_text() == key:
         try:
             sec = fileio.read_json(sec_file)
         except MnistlabError:
             sec = None  # unreadable: the stage counts as not finished and runs again
-        if isinstance(sec, dict) and sec.get("status") == "ok":
+        if isinstance(sec, dict) and sec.get("status") == "ok" and sec.get("uses", {}) == uses:
             return sec
     if d.exists() and (force or not key_file.exists() or key_file.read_text() != key):
         shutil.rmtree(d)  # other code or budget: its half-done runs are not ours to resume
+    # (the same key with other `uses`: the runs are ours, and `--resume` reuses the finished ones)
     d.mkdir(parents=True, exist_ok=True)
     fileio.write_text(key_file, key)
-    info = STAGES.info(name)
     t0 = time.time()
     try:
-        sec = STAGES.get(name)(Context(d, budget, study_dir, _pace.stage_pace(info, pace)))
+        sec = STAGES.get(name)(Context(d, budget, study_dir, _pace.stage_pace(info, pace), tuple(uses)))
         sec.setdefault("status", "ok")
     except KeyboardInterrupt:
         raise
@@ -115,6 +132,8 @@ def run_stage(name: str, *, study_dir: Path, budget: str, force: bool, pace: flo
             pass
         sec = {"status": "failed", "message": msg.splitlines()[0] if msg else type(e).__name__}
     sec = {"id": name, "title": info["title"], "seconds": round(time.time() - t0, 1), **sec}
+    if uses:
+        sec["uses"] = uses
     fileio.write_json(sec_file, sec)
     return sec
 

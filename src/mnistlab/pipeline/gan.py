@@ -19,7 +19,7 @@ EVAL_N = {"smoke": 1000, "quick": 10000, "full": 10000}
 
 @STAGES.register("gan", order=6, title="GAN: drawing digits, epoch by epoch, measured",
                  estimate={"smoke": 40, "quick": 890, "full": 5400}, fixed=0.09,
-                 min_pace=0.3)
+                 min_pace=0.3, uses=("classification",))
 def stage(ctx: Context) -> dict:
     if "gan" not in METHODS:
         return {"status": "skipped", "message": "no GAN method is registered"}
