@@ -135,6 +135,11 @@ def test_smoke_cgan_train_sample_eval(cli, tmp_path, monkeypatch):
     clf = gan_eval.cached_classifier("mnist", budget="smoke")
     monkeypatch.setattr(api, "train", lambda *a, **k: pytest.fail("the cached classifier was retrained"))
     assert gan_eval.cached_classifier("mnist", budget="smoke").dir == clf.dir
+    import mnistlab.runs
+
+    monkeypatch.setattr(mnistlab.runs, "source_fingerprint", lambda *m: "edited")  # its training code changed
+    with pytest.raises(pytest.fail.Exception, match="retrained"):
+        gan_eval.cached_classifier("mnist", budget="smoke")
 
     code, stdout, err = cli("gan", "eval", "--run", out, "--classifier", clf.dir, "--n", 200, "--json")
     assert code == 0, err

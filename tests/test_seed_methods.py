@@ -126,6 +126,32 @@ def test_pretext_is_cached_and_frozen_transfer_keeps_convs(cli, tmp_path, pretex
         assert torch.equal(v, model.features.state_dict()[k]), k
 
 
+def test_cache_keys_follow_the_code_that_trains(tmp_path, monkeypatch):
+    """An edit of the pretext's training code (or its model's file) names a new cache entry; nothing else does."""
+    import sys
+
+    from mnistlab.methods import rotnet
+    from mnistlab.runs import source_fingerprint
+
+    mod = tmp_path / "fp_probe.py"
+    mod.write_text("X = 1\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    first = source_fingerprint("fp_probe", "mnistlab.train")
+    assert source_fingerprint("mnistlab.train", "fp_probe") == first  # order-free
+    mod.write_text("X = 2\n")
+    assert source_fingerprint("fp_probe", "mnistlab.train") != first
+    sys.modules.pop("fp_probe", None)
+    with pytest.raises(rotnet.MnistlabError, match="no source for module 'no_such_module'"):
+        source_fingerprint("no_such_module")
+    cfg = rotnet.pretext_config("rotnet-cnn-small", budget="smoke")
+    key = rotnet.pretext_key(cfg)
+    assert rotnet.pretext_key(cfg) == key
+    seen = []
+    monkeypatch.setattr(rotnet, "source_fingerprint", lambda *m: seen.extend(m) or "edited")
+    assert rotnet.pretext_key(cfg) != key and set(seen) == {
+        "mnistlab.methods.rotnet", "mnistlab.train", "mnistlab.models.rotnet"}
+
+
 def test_bad_settings_are_one_line_errors(cli, tmp_path, pretext_home):
     code, _, err = cli("fewlabel", "--method", "rotnet", "--budget", "smoke", "--set", "transfer=sideways",
                        "--out", tmp_path / "a")

@@ -11,7 +11,7 @@
 from __future__ import annotations
 
 import dataclasses
-
+import hashlib
 import json
 import os
 import platform
@@ -66,6 +66,20 @@ def env_info() -> dict[str, Any]:
     return {**git_info(), "mnistlab": __version__, "python": platform.python_version(), "versions": versions,
             "cpu": cpu_name(), "cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads(),
             "platform": platform.platform(), "date": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+
+
+def source_fingerprint(*modules: str) -> str:
+    """Hash of the named modules' source files: part of a cache key, so a cached model (the RotNet pretext, the GAN
+    metrics' classifier) is trained again when the code that trains it changes."""
+    import importlib.util
+
+    h = hashlib.sha256()
+    for name in sorted(set(modules)):
+        spec = importlib.util.find_spec(name)
+        if spec is None or not spec.origin:
+            raise MnistlabError(f"no source for module {name!r}")
+        h.update(name.encode() + b"\0" + Path(spec.origin).read_bytes())
+    return h.hexdigest()[:16]
 
 
 def default_out(command: str, name: str) -> Path:

@@ -29,16 +29,19 @@ def classifier_cache_root() -> Path:
 
 def cached_classifier(dataset: str, *, overrides: dict | None = None, budget: str | None = None,
                       threads: int = 0):
-    """A supervised classifier for `dataset`, trained once into the cache (keyed by its resolved config) and reused."""
+    """A supervised classifier for `dataset`, trained once into the cache (keyed by its resolved config and the code
+    that trains it) and reused."""
     from mnistlab import api
     from mnistlab.config import to_dict
-    from mnistlab.runs import load_run
+    from mnistlab.models import MODELS
+    from mnistlab.runs import load_run, source_fingerprint
 
     over = {**CLASSIFIER_OVERRIDES, **(overrides or {}), "dataset": dataset}
     budget = budget or CLASSIFIER_BUDGET
     cfg = {k: v for k, v in to_dict(api.resolve_config("supervised", budget=budget, overrides=over)).items()
            if k != "threads"}
-    key = hashlib.sha256(json.dumps(cfg, sort_keys=True).encode()).hexdigest()[:12]
+    code = source_fingerprint("mnistlab.methods.supervised", "mnistlab.train", MODELS.get(cfg["model"]).__module__)
+    key = hashlib.sha256(json.dumps({**cfg, "code": code}, sort_keys=True).encode()).hexdigest()[:12]
     out = classifier_cache_root() / f"supervised-{dataset}-{key}"
     if not (out / "metrics.json").exists():
         api.train("supervised", command="gan eval (classifier)", out=out, resume=True, budget=budget,

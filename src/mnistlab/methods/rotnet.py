@@ -31,7 +31,7 @@ from mnistlab.methods._fewlabel import (FewLabelConfig, build_model, load_split,
                                         to_input, train_classifier)
 from mnistlab.models import MODELS, create_model, model_spec
 from mnistlab.report import plots
-from mnistlab.runs import Run, load_model
+from mnistlab.runs import Run, load_model, source_fingerprint
 from mnistlab.train import (Batcher, autocast, channels_last, fit, prepare_module, resolve_precision, setup_threads,
                             step_generator)
 
@@ -42,7 +42,7 @@ from mnistlab.train import (Batcher, autocast, channels_last, fit, prepare_modul
 class PretextConfig:
     """Everything that changes the pretext model; its hash names the cache folder."""
 
-    version: int = 1  # bump when a pretext model's code changes, so stale cache entries are not reused
+    version: int = 1  # bump to void cached pretexts whose code did not change (the key holds the code's hash)
     dataset: str = "mnist"
     model: str = "rotnet-cnn"
     seed: int = 0
@@ -71,9 +71,9 @@ def pretext_root() -> Path:
 
 
 def pretext_key(cfg: PretextConfig) -> str:
-    fields = {**asdict(cfg), "precision": resolve_precision(cfg.precision)}
-    if fields["binarize"] < 0:  # added after version 1 entries were cached: its default leaves the key unchanged
-        del fields["binarize"]
+    # the code that trains it (this file, the loop, the model's file): an edit there trains a new pretext
+    code = source_fingerprint(__name__, "mnistlab.train", MODELS.get(cfg.model).__module__)
+    fields = {**asdict(cfg), "precision": resolve_precision(cfg.precision), "code": code}
     blob = json.dumps(fields, sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
