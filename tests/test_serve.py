@@ -246,6 +246,8 @@ BAD = {
     "infinity": (b'{"pixels": [[Infinity]]}', "application/json", 400, "not a number"),
     "overflow 1e400": (json.dumps({"pixels": [[0] * 28] * 27 + [[0] * 27 + ["X"]]}).replace('"X"', "1e400").encode(),
                        "application/json", 400, "finite"),
+    "overflow 10**400": (json.dumps({"pixels": [[0] * 28] * 27 + [[10 ** 400] + [0] * 27]}).encode(),
+                         "application/json", 400, "finite"),  # an integer: no float parse to overflow to inf
     "out of range": (json.dumps({"pixels": [[0] * 28] * 27 + [[256] + [0] * 27]}).encode(), "application/json", 400,
                      "0..255"),
     "negative": (json.dumps({"pixels": [[-1] * 28] * 28}).encode(), "application/json", 400, "0..255"),
@@ -269,6 +271,19 @@ def test_bad_predict_input_is_a_clear_4xx(client, digits, name):
     assert isinstance(msg, str) and words in msg and "\n" not in msg and len(msg) < 400
     assert state_hash(client.app) == before  # the models are read-only
     assert client.get("/api/health").json()["status"] == "ok"
+
+
+def test_wide_palette_and_bilevel_images_are_read(client, digits):
+    """Photos wider than the working side are box-reduced; palette (GIF, P-mode PNG) and 1-bit images first become
+    grey, since `reduce` takes neither."""
+    page = np.full((600, 800), 255, np.uint8)
+    page[150:430, 260:540] = 255 - np.kron(digits[0], np.ones((10, 10), np.uint8))
+    ref = client.post("/api/predict", content=png(page), headers={"content-type": "image/png"}).json()["pred"]
+    for mode, fmt in (("P", "GIF"), ("P", "PNG"), ("1", "PNG")):
+        buf = io.BytesIO()
+        Image.fromarray(page).convert(mode).save(buf, format=fmt)
+        r = client.post("/api/predict", content=buf.getvalue(), headers={"content-type": f"image/{fmt.lower()}"})
+        assert r.status_code == 200 and r.json()["pred"] == ref, (mode, fmt, r.text)
 
 
 def test_bad_multipart(client):

@@ -157,6 +157,7 @@ def test_fresh_start_in_unfinished_folder_drops_stale_log(tmp_path):
 
 def test_nan_keeps_last_good_checkpoint(tmp_path):
     run = Run(tmp_path / "r")
+    run.start({"nan_at": 5}, command="test")  # a run folder (config.json): one a resume may continue
     with pytest.raises(TrainingDiverged, match=r"loss became nan at step 5; last good checkpoint kept in .*checkp"):
         _fit(run, nan_at=5)
     assert checkpoint_meta(run.path("checkpoint.safetensors"))["step"] == 4

@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from mnistlab.config import load_config_file, merge
+from mnistlab.errors import MnistlabError, TrainingDiverged
 from mnistlab.methods import METHODS
 from mnistlab.runs import Run, default_out
 
@@ -46,8 +47,14 @@ def train(method: str, *, command: str, out: str | os.PathLike | None = None, re
         from mnistlab.fileio import read_json
 
         return run.dir, read_json(run.path("metrics.json"))
-    run.start(cfg, command=command, method=method)
-    metrics = entry(cfg, run, resume=resume)
+    try:
+        run.start(cfg, command=command, method=method)
+        metrics = entry(cfg, run, resume=resume)
+    except TrainingDiverged:
+        raise  # its folder keeps the last good checkpoint and the log: what the user needs to see why
+    except MnistlabError:  # a bad setting the method found (a split, a label count…): no half-made folder left
+        run.discard_if_unstarted()
+        raise
     metrics = run.finish({"method": method, "dataset": getattr(cfg, "dataset", None), "seed": cfg.seed,
                           "budget": cfg.budget, **metrics})
     return run.dir, metrics

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import types
 import typing
 from dataclasses import dataclass, fields
@@ -55,8 +56,8 @@ def _coerce(value: Any, typ: Any, name: str) -> Any:
             return bool(value)
         if typ in (int, float, str):
             out = typ(value)
-            if typ is float and out != out:
-                raise ValueError("nan")
+            if typ is float and not math.isfinite(out):  # nan, inf, 1e400: no setting means them
+                raise ValueError(out)
             if typ is int and isinstance(value, float) and not value.is_integer():
                 raise ValueError(value)
             return out
@@ -90,18 +91,22 @@ def merge(cls: type, *layers: dict[str, Any]) -> Any:
 
 
 POSITIVE = ("batch_size", "epochs")
-NON_NEGATIVE = ("lr", "weight_decay", "ckpt_every", "threads", "train_subset", "test_subset")
+NON_NEGATIVE = ("lr", "weight_decay", "ckpt_every", "threads", "train_subset", "test_subset",
+                "seed", "split_seed", "data_seed")  # numpy's generators take no negative seed
 PRECISIONS = ("auto", "bf16", "fp32")
 
 
 def check_ranges(cfg: Any) -> None:
-    """The shared fields' admissible values (a method checks its own in its file)."""
+    """The shared fields' admissible values, and a config class's `RANGES` {field: (low, high)}, inclusive."""
     for name in POSITIVE:
         if hasattr(cfg, name) and not getattr(cfg, name) > 0:
             raise MnistlabError(f"{name} must be > 0, got {getattr(cfg, name)}")
     for name in NON_NEGATIVE:
         if hasattr(cfg, name) and not getattr(cfg, name) >= 0:
             raise MnistlabError(f"{name} must be ≥ 0, got {getattr(cfg, name)}")
+    for name, (lo, hi) in getattr(cfg, "RANGES", {}).items():  # a method's own bounds, declared on its config
+        if not lo <= getattr(cfg, name) <= hi:
+            raise MnistlabError(f"{name} must be in {lo:g}…{hi:g}, got {getattr(cfg, name)}")
     if hasattr(cfg, "precision") and cfg.precision not in PRECISIONS:
         raise MnistlabError(f"unknown precision {cfg.precision!r}; valid: {', '.join(PRECISIONS)}")
 

@@ -5,10 +5,13 @@ import atexit
 import contextlib
 import json
 import os
+import re
 import signal
 import tempfile
 from pathlib import Path
 from typing import Any, Iterator
+
+from safetensors import SafetensorError
 
 from mnistlab.errors import MnistlabError
 
@@ -40,9 +43,15 @@ def _new_temp(path: Path) -> Path:
 
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
-    """Yield a temporary path beside `path`; on success it replaces `path` (fsync + rename), on error it is removed."""
+    """Yield a temporary path beside `path`; on success it replaces `path` (fsync + rename), on error it is removed.
+
+    A failure to write (full disk, read-only folder, a file where a folder should be) — from the OS or from
+    safetensors' writer, which reports the OS error in its own exception — is one MnistlabError."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise MnistlabError(f"cannot write {path}: {e.strerror or e}") from None
     tmp = _new_temp(path)
     try:
         yield tmp
@@ -50,14 +59,22 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
             os.fsync(f.fileno())
         os.chmod(tmp, 0o644)  # mkstemp makes 0600; results are meant to be shared
         os.replace(tmp, path)
-    except OSError as e:
+    except (OSError, SafetensorError) as e:
         tmp.unlink(missing_ok=True)
-        raise MnistlabError(f"cannot write {path}: {e.strerror or e}") from e
+        raise MnistlabError(f"cannot write {path}: {_reason(e)}") from e
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
     finally:
         _PENDING.discard(tmp)
+
+
+def _reason(e: Exception) -> str:
+    """The OS's words for a write failure: `strerror`, or the message inside safetensors' `IoError(Os {…})`."""
+    if isinstance(e, OSError):
+        return e.strerror or str(e)
+    m = re.search(r'message: "([^"]+)"', str(e))
+    return m.group(1) if m else str(e).splitlines()[0]
 
 
 def write_bytes(path: str | os.PathLike, data: bytes) -> None:
@@ -73,13 +90,22 @@ def write_json(path: str | os.PathLike, obj: Any) -> None:
     write_text(path, json.dumps(obj, indent=2, sort_keys=True, default=_jsonable) + "\n")
 
 
-def read_json(path: str | os.PathLike) -> Any:
+def read_json(path: str | os.PathLike, kind: type | None = dict) -> Any:
+    """A JSON file that must hold a `kind` (an object by default; None = any value): anything else is one error."""
     try:
-        return json.loads(Path(path).read_text())
+        obj = json.loads(Path(path).read_text())
     except FileNotFoundError:
         raise MnistlabError(f"missing file {path}") from None
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise MnistlabError(f"corrupt JSON in {path}: {e}") from None
+    except OSError as e:
+        raise MnistlabError(f"cannot read {path}: {e.strerror or e}") from None
+    if kind is not None and not isinstance(obj, kind):
+        raise MnistlabError(f"{path}: expected a JSON {_KINDS.get(kind, kind.__name__)}, got {type(obj).__name__}")
+    return obj
+
+
+_KINDS = {dict: "object", list: "array"}
 
 
 def _jsonable(o: Any) -> Any:

@@ -15,6 +15,7 @@ import hashlib
 import json
 import os
 import platform
+import shutil
 import subprocess
 import time
 from dataclasses import dataclass
@@ -109,8 +110,14 @@ class Run:
             raise MnistlabError(f"{self.dir} holds a finished run; choose another --out (or --resume to reuse it)")
         if self.dir.exists() and not self.dir.is_dir():
             raise MnistlabError(f"--out {self.dir} is a file, not a folder")
-        if self.dir.exists() and any(self.dir.iterdir()) and not resume and not (self.dir / "config.json").exists():
-            raise MnistlabError(f"--out {self.dir} is a non-empty folder that is not a run folder")
+        # a folder that holds anything but a run (or a run killed before its config.json) is not ours, --resume or
+        # not: a fresh start would delete its checkpoint*.safetensors and overwrite its metrics and model files
+        if self.dir.is_dir() and not (self.dir / "config.json").exists() and (
+                foreign := sorted(p.name for p in self.dir.iterdir() if p.name != "env.json"
+                                  and not (p.name.startswith(".") and p.name.endswith(".tmp")))):
+            raise MnistlabError(f"--out {self.dir} is a non-empty folder that is not a run folder (it holds "
+                                f"{foreign[0]}{' …' if len(foreign) > 1 else ''}); choose another --out")
+        self.fresh = not self.dir.exists() or not any(self.dir.iterdir())  # made by this run: removable if it fails
         try:
             self.dir.mkdir(parents=True, exist_ok=True)
         except OSError as e:
@@ -129,7 +136,7 @@ class Run:
         conf = {"command": command, "method": method, **(to_dict(cfg) if not isinstance(cfg, dict) else cfg)}
         old = self.dir / "config.json"
         if old.exists():
-            prev = fileio.read_json(old)
+            prev = fileio.read_json(old)  # an object, else one error
             ignore = {"resume", "threads"}
             # a setting the old run did not have yet (added to the code since) counts as its default, so an
             # interrupted run still resumes after an upgrade; where the default is not the old behaviour, the config
@@ -193,12 +200,32 @@ class Run:
         if not self.writer or not path.exists():
             return []
         out = []
-        for line in path.read_text().splitlines():
+        for line in path.read_bytes().decode(errors="replace").splitlines():
             try:
-                out.append(json.loads(line))
+                rec = json.loads(line)
             except json.JSONDecodeError:
                 break
+            if not isinstance(rec, dict):
+                break
+            out.append(rec)
         return out
+
+    def discard_if_unstarted(self) -> bool:
+        """After a failure: remove the folder if this run made it and it holds no training yet (no checkpoint past
+        step 0, no metrics.json), so a bad setting leaves nothing behind to block the next try. → removed?"""
+        if not (self.writer and getattr(self, "fresh", False) and self.dir.is_dir()) or self.finished:
+            return False
+        from mnistlab.train import checkpoint_meta
+
+        for ck in self.dir.glob("checkpoint*.safetensors"):
+            try:
+                meta = checkpoint_meta(ck)
+            except MnistlabError:
+                return False  # unreadable: not ours to judge
+            if not isinstance(meta, dict) or meta.get("step", 0):
+                return False
+        shutil.rmtree(self.dir, ignore_errors=True)
+        return True
 
     def rewrite_log(self, records: list[dict[str, Any]]) -> None:
         """After a resume: the log is exactly the history up to the checkpoint (no duplicated lines)."""
@@ -237,23 +264,35 @@ class LoadedRun:
     metrics: dict[str, Any]
 
 
+def check_finite(state: dict[str, torch.Tensor], where: Path) -> None:
+    """Weights with NaN or ±inf (a diverged run saved by hand, a damaged file) would answer NaN to every image."""
+    bad = next((k for k, v in state.items() if v.is_floating_point() and not torch.isfinite(v).all()), None)
+    if bad is not None:
+        raise MnistlabError(f"{where}: weight {bad} holds NaN or infinite values")
+
+
 def load_model(path: str | os.PathLike, name: str = "model") -> tuple[torch.nn.Module, dict[str, Any]]:
     """Rebuild a model from `name.json` + `name.safetensors` in a folder (no pickle anywhere)."""
     from safetensors import SafetensorError
     from safetensors.torch import load_file
 
-    from mnistlab.models import create_model
+    from mnistlab.models import check_spec, create_model
 
     d = Path(path)
     spec = fileio.read_json(d / f"{name}.json")
+    check_spec(spec, str(d / f"{name}.json"))
     try:
         state = load_file(str(d / f"{name}.safetensors"))
     except FileNotFoundError:
         raise MnistlabError(f"{d} has no {name}.safetensors; is it a finished run folder?") from None
     except (SafetensorError, OSError, ValueError) as e:
         raise MnistlabError(f"{d / (name + '.safetensors')}: unreadable ({e})") from None
-    model = create_model(spec["name"], in_shape=tuple(spec["in_shape"]), num_classes=spec["num_classes"],
-                         **spec.get("kwargs", {}))
+    check_finite(state, d / f"{name}.safetensors")
+    try:
+        model = create_model(spec["name"], in_shape=tuple(spec["in_shape"]), num_classes=spec["num_classes"],
+                             **spec.get("kwargs", {}))
+    except (TypeError, ValueError, RuntimeError) as e:  # kwargs the model does not take, sizes it cannot build
+        raise MnistlabError(f"{d / (name + '.json')}: bad model spec ({str(e).splitlines()[0]})") from None
     try:
         model.load_state_dict(state)
     except RuntimeError as e:

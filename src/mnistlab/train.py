@@ -234,7 +234,7 @@ def load_checkpoint(path: Path, module: torch.nn.Module, optimizers: dict[str, t
         with safe_open(str(path), "pt") as f:
             meta = json.loads(f.metadata()["meta"])
             tensors = {k: f.get_tensor(k) for k in f.keys()}
-    except (SafetensorError, OSError, KeyError, json.JSONDecodeError) as e:
+    except (SafetensorError, OSError, KeyError, TypeError, json.JSONDecodeError) as e:
         raise MnistlabError(f"{path}: unreadable checkpoint ({e}); delete it to start over") from None
     try:
         module.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model/")})
@@ -248,9 +248,15 @@ def load_checkpoint(path: Path, module: torch.nn.Module, optimizers: dict[str, t
             for pid, sc in om["scalars"].items():
                 state.setdefault(int(pid), {}).update(sc)
             opt.load_state_dict({"state": state, "param_groups": om["param_groups"]})
-        for key in ("step", "history", "sums", "count", "train_seconds"):
+        # the loop's own bookkeeping, in the types it writes (a hand-edited or foreign file fails here, not mid-run)
+        for key, kind in (("step", int), ("history", list), ("sums", dict), ("count", (int, float)),
+                          ("train_seconds", (int, float))):
             if key not in meta:
                 raise KeyError(key)
+            if not isinstance(meta[key], kind) or isinstance(meta[key], bool) or (key == "step" and meta[key] < 0):
+                raise TypeError(f"{key} is {type(meta[key]).__name__} {meta[key]!r:.40}")
+        if not all(isinstance(r, dict) for r in meta["history"]):
+            raise TypeError("history holds non-records")
     except (RuntimeError, KeyError, ValueError, TypeError) as e:
         msg = str(e).splitlines()[0] if str(e) else type(e).__name__
         raise MnistlabError(f"{path}: checkpoint does not fit this run ({msg}); delete it to start over") from None

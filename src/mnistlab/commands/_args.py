@@ -9,6 +9,17 @@ import sys
 from mnistlab.config import BUDGETS, parse_sets
 
 
+def threads_arg(text: str) -> int:
+    """`--threads N`: N ≥ 0 (0 = torch's default, one per core); anything else is argparse's one-line error."""
+    try:
+        n = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if n < 0:
+        raise argparse.ArgumentTypeError(f"must be ≥ 0, got {n}")
+    return n
+
+
 def add_train_flags(p: argparse.ArgumentParser, *, dataset: bool = True) -> None:
     if dataset:
         p.add_argument("--dataset", help="dataset name (`mnistlab list`)")
@@ -20,7 +31,7 @@ def add_train_flags(p: argparse.ArgumentParser, *, dataset: bool = True) -> None
     p.add_argument("--epochs", type=float)
     p.add_argument("--lr", type=float)
     p.add_argument("--batch-size", type=int)
-    p.add_argument("--threads", type=int, help="torch threads (default: one per core)")
+    p.add_argument("--threads", type=threads_arg, help="torch threads (default: one per core)")
     p.add_argument("--config", help="JSON file of settings (command-line flags win over it)")
     p.add_argument("--set", action="append", metavar="KEY=VALUE", help="any config field, e.g. --set weight_decay=0")
     p.add_argument("--json", action="store_true", help="print the final metrics as JSON")

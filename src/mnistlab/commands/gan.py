@@ -5,7 +5,7 @@ import json
 import sys
 from pathlib import Path
 
-from mnistlab.commands._args import add_train_flags, print_metrics, run_training
+from mnistlab.commands._args import add_train_flags, print_metrics, run_training, threads_arg
 from mnistlab.errors import MnistlabError
 
 # issue 7's targets, printed beside the measured values
@@ -117,6 +117,6 @@ def register(sub) -> None:
     e.add_argument("--classifier", help="a finished `supervised` run (default: train/reuse a cached one)")
     e.add_argument("--n", type=int, default=10000, help="generated images (default 10000)")
     e.add_argument("--seed", type=int, default=0)
-    e.add_argument("--threads", type=int)
+    e.add_argument("--threads", type=threads_arg)
     e.add_argument("--json", action="store_true")
     e.set_defaults(func=_eval)

@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from mnistlab import fileio, infer
+from mnistlab.commands._args import threads_arg
 from mnistlab.commands._artefacts import save_npy, save_png
 from mnistlab.errors import MnistlabError
 
@@ -127,6 +128,6 @@ def register(sub) -> None:
     p.add_argument("--out", help="output folder (default: the run folder)")
     p.add_argument("--precision", choices=("auto", "bf16", "fp32"), default="fp32")
     p.add_argument("--show", help="comma-separated test indices: save image + class-probability views")
-    p.add_argument("--threads", type=int, help="torch threads")
+    p.add_argument("--threads", type=threads_arg, help="torch threads")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=_run)

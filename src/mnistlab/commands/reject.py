@@ -8,11 +8,13 @@ run folder.
 from __future__ import annotations
 
 import sys
+import zipfile
 from pathlib import Path
 
 import numpy as np
 
 from mnistlab import fileio, infer
+from mnistlab.commands._args import threads_arg
 from mnistlab.commands._artefacts import save_png
 from mnistlab.errors import MnistlabError
 
@@ -43,8 +45,15 @@ def load_splits(run_dir: Path) -> dict[str, np.ndarray]:
             return {k: z[k] for k in z.files}
     except FileNotFoundError:
         return {}
-    except (OSError, ValueError) as e:
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as e:
         raise MnistlabError(f"{run_dir / 'splits.npz'}: unreadable ({e})") from None
+
+
+def check_indices(idx: np.ndarray, n: int, where: str) -> np.ndarray:
+    """Saved split indices must be integers into the `n` images they index."""
+    if idx.dtype.kind not in "iu" or idx.ndim != 1 or (len(idx) and (idx.min() < 0 or idx.max() >= n)):
+        raise MnistlabError(f"{where}: indices are not integers in 0…{n - 1}")
+    return idx
 
 
 def analyse(run_dir: Path, out: Path, *, ood: list[str], noise: int, calib_max: int, coverage: float, keep: float,
@@ -62,6 +71,9 @@ def analyse(run_dir: Path, out: Path, *, ood: list[str], noise: int, calib_max: 
     ds = load_dataset(cfg.get("dataset", "mnist"))
     tx, ty = ds.train_x, ds.train_y
     vx, vy = ds.test_x, ds.test_y
+    for k in ("train_subset", "test_subset"):
+        if not isinstance(cfg.get(k, 0), int) or cfg.get(k, 0) < 0:
+            raise MnistlabError(f"{run_dir / 'config.json'}: {k} must be a whole number ≥ 0")
     if cfg.get("train_subset"):
         tx, ty = tx[: cfg["train_subset"]], ty[: cfg["train_subset"]]
     if cfg.get("test_subset"):
@@ -70,7 +82,10 @@ def analyse(run_dir: Path, out: Path, *, ood: list[str], noise: int, calib_max: 
     sp = load_splits(run_dir)
     if cfg.get("split", "official") != "official":
         bx, by = np.concatenate([tx, vx]), np.concatenate([ty, vy])
-        test_x, test_y = bx[sp["test"]], by[sp["test"]]
+        if "test" not in sp:
+            raise MnistlabError(f"{run_dir}: splits.npz has no test indices (the run's split is {cfg.get('split')})")
+        test = check_indices(sp["test"], len(bx), f"{run_dir / 'splits.npz'} test")
+        test_x, test_y = bx[test], by[test]
     else:
         bx, by = tx, ty
         test_x, test_y = vx, vy
@@ -78,7 +93,7 @@ def analyse(run_dir: Path, out: Path, *, ood: list[str], noise: int, calib_max: 
     cal_name = next((k for k in ("val", "train", "labelled") if len(sp.get(k, ()))), None)
     if cal_name is None:
         raise MnistlabError(f"{run_dir}: splits.npz has no val/train/labelled indices to calibrate the rejector on")
-    cal_idx = sp[cal_name]
+    cal_idx = check_indices(sp[cal_name], len(bx), f"{run_dir / 'splits.npz'} {cal_name}")
     if calib_max and len(cal_idx) > calib_max:
         cal_idx = np.sort(np.random.default_rng(seed).choice(cal_idx, size=calib_max, replace=False))
 
@@ -230,6 +245,6 @@ def register(sub) -> None:
     p.add_argument("--precision", choices=("auto", "bf16", "fp32"), default="fp32",
                    help="inference precision (fp32 default: exact posteriors near 1)")
     p.add_argument("--seed", type=int, default=0, help="seed of the calibration subset and the noise images")
-    p.add_argument("--threads", type=int, help="torch threads")
+    p.add_argument("--threads", type=threads_arg, help="torch threads")
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
     p.set_defaults(func=_run)

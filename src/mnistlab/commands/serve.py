@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 
+from mnistlab.commands._args import threads_arg
 from mnistlab.errors import MnistlabError
 
 
@@ -18,7 +19,7 @@ def register(sub) -> None:
     p.add_argument("--inference", choices=("batched", "locked", "concurrent"), default="batched",
                    help="batched (default): concurrent requests share forward passes; locked: one image at a time, "
                         "bitwise equal to offline inference; concurrent: no lock")
-    p.add_argument("--threads", type=int, default=1,
+    p.add_argument("--threads", type=threads_arg, default=1,
                    help="torch threads for inference (default 1: one 28×28 image does not gain from more)")
     p.set_defaults(func=serve)
 

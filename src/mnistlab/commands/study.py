@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 
 from mnistlab import fileio
+from mnistlab.commands._args import threads_arg
 from mnistlab.commands._artefacts import save_png
 from mnistlab.config import BUDGETS, parse_sets
 from mnistlab.errors import MnistlabError
@@ -75,7 +76,7 @@ def train_point(out: Path, name: str, args, overrides: dict[str, Any]) -> dict:
     cfg = {**{k: v for k, v in base.items() if v is not None}, **parse_sets(args.set), **overrides}
     run_dir, m = api.train("supervised", command="study", out=out / "points" / name, resume=True,
                            budget=args.budget, overrides=cfg)
-    history = fileio.read_json(run_dir / "history.json") if (run_dir / "history.json").exists() else []
+    history = fileio.read_json(run_dir / "history.json", list) if (run_dir / "history.json").exists() else []
     last = history[-1] if history else {}
     return {"run": str(run_dir), "test_accuracy": m.get("test_accuracy"), "test_loss": m.get("test_loss"),
             "val_accuracy": m.get("val_accuracy"), "val_loss": m.get("val_loss"),
@@ -283,7 +284,7 @@ def register(sub) -> None:
     p.add_argument("--seed", type=int, help="training seed")
     p.add_argument("--split-seed", type=int, help="seed of the 60/40 and 60/20/20 splits")
     p.add_argument("--precision", choices=("auto", "bf16", "fp32"))
-    p.add_argument("--threads", type=int, help="torch threads")
+    p.add_argument("--threads", type=threads_arg, help="torch threads")
     p.add_argument("--set", action="append", metavar="KEY=VALUE", help="any supervised config field")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=_run)

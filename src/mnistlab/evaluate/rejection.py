@@ -278,12 +278,21 @@ def load_rejector(run_dir: str | Path) -> Rejector:
         raise MnistlabError(f"{d} has no rejector.safetensors; run `mnistlab reject --run {d}` first") from None
     except (SafetensorError, OSError, ValueError) as e:
         raise MnistlabError(f"{d / 'rejector.safetensors'}: unreadable ({e})") from None
-    missing = [r for r in RULES if r not in meta.get("thresholds", {})]
+    thr = meta.get("thresholds", {})
+    if not isinstance(thr, dict):
+        raise MnistlabError(f"{d / 'rejector.json'}: thresholds must be an object")
+    missing = [r for r in RULES if r not in thr]
     if missing or "means" not in t or "precision" not in t:
         raise MnistlabError(f"{d / 'rejector.json'}: incomplete rejector (missing {missing or 'tensors'})")
+    if not all(isinstance(v, (int, float)) and not isinstance(v, bool) and np.isfinite(v) for v in thr.values()):
+        raise MnistlabError(f"{d / 'rejector.json'}: thresholds must be finite numbers")
+    means, prec = t["means"], t["precision"]
+    if means.ndim != 2 or prec.shape != (means.shape[1], means.shape[1]):
+        raise MnistlabError(f"{d / 'rejector.safetensors'}: means {means.shape} and precision {prec.shape} are not "
+                            f"(K, D) and (D, D)")
     info = {k: v for k, v in meta.items()
             if k not in ("rules", "thresholds", "reject_below", "num_classes", "feature_dim")}
-    return Rejector(t["means"], t["precision"], {k: float(v) for k, v in meta["thresholds"].items()}, info)
+    return Rejector(means, prec, {k: float(v) for k, v in thr.items()}, info)
 
 
 def fit_rejector(logits: np.ndarray, features: np.ndarray, labels: np.ndarray, *, num_classes: int,

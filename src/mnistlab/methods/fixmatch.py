@@ -78,6 +78,8 @@ class FixMatchConfig(TrainConfig):
     # what a run started before `weak` and `tta` existed did (a resume then checks it, see Run.start): "auto" would
     # turn an interrupted Fashion-MNIST run into a hybrid of two recipes
     LEGACY = {"weak": "warp", "tta": "none"}
+    RANGES = {"threshold": (0, 1), "ema": (0, 1), "stats_momentum": (0, 1), "mu": (1, 64), "lambda_u": (0, 100),
+              "strong_affine": (0, 4), "n_ops": (0, 16), "cutout": (0, 28), "bn_recalibrate": (0, 10 ** 6)}
 
 
 BUDGETS = {

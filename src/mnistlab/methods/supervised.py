@@ -48,6 +48,10 @@ class SupervisedConfig(TrainConfig):
     folds: int = 0  # k > 1: k-fold cross-validation of the training part; this run trains on the others…
     fold: int = 0  # …and validates on fold `fold` (0 ≤ fold < folds)
 
+    # checked when the config is built, before a run folder exists (-1 = "the model's default" where it applies)
+    RANGES = {"dropout": (-1, 0.95), "label_smoothing": (0, 0.99), "width": (0, 512), "hidden": (0, 65536),
+              "degrees": (0, 180), "translate": (0, 0.5), "zoom": (0, 0.9), "shift": (0, 14), "cutout": (0, 28)}
+
 
 BUDGETS = {
     "smoke": {"model": "cnn-small", "epochs": 1, "train_subset": 512, "test_subset": 500, "batch_size": 64},

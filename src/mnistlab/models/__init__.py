@@ -9,6 +9,7 @@ from typing import Any
 
 import torch
 
+from mnistlab.errors import MnistlabError
 from mnistlab.registry import Registry
 
 MODELS: Registry = Registry("model", "mnistlab.models")
@@ -24,6 +25,36 @@ def model_spec(name: str, *, in_shape, num_classes: int, preprocess: dict | None
     """What `runs.load_model` needs to rebuild the model, saved as model.json."""
     return {"name": name, "in_shape": list(in_shape), "num_classes": num_classes, "kwargs": kwargs,
             "preprocess": preprocess or {}}
+
+
+def check_spec(spec: dict, where: str) -> None:
+    """A model.json read from disk holds what `model_spec` writes, in the types it writes; else one MnistlabError
+    naming the field (a hand-edited or foreign file must not end in a traceback or a 10¹² -class allocation)."""
+    def bad(field: str, want: str) -> MnistlabError:
+        return MnistlabError(f"{where}: bad model spec: {field} must be {want}, got {spec.get(field)!r:.60}")
+
+    def small_int(v: Any, lo: int, hi: int) -> bool:
+        return isinstance(v, int) and not isinstance(v, bool) and lo <= v <= hi
+
+    if not isinstance(spec.get("name"), str):
+        raise bad("name", "a model name")
+    shape = spec.get("in_shape")
+    if not (isinstance(shape, list) and 1 <= len(shape) <= 3 and all(small_int(d, 1, 4096) for d in shape)):
+        raise bad("in_shape", "a list of 1 to 3 sizes in 1…4096")
+    if not small_int(spec.get("num_classes"), 1, 10000):
+        raise bad("num_classes", "an integer in 1…10000")
+    if not isinstance(spec.get("kwargs", {}), dict):
+        raise bad("kwargs", "an object")
+    pre = spec.get("preprocess", {})
+    if not isinstance(pre, dict):
+        raise bad("preprocess", "an object")
+    if pre.get("binarize") is not None and not small_int(pre["binarize"], 0, 255):
+        raise MnistlabError(f"{where}: bad model spec: preprocess.binarize must be a threshold in 0…255")
+    if pre.get("features") is not None and not isinstance(pre["features"], str):
+        raise MnistlabError(f"{where}: bad model spec: preprocess.features must be a feature-set name")
+    classes = spec.get("classes")
+    if classes is not None and not (isinstance(classes, list) and all(isinstance(c, (str, int)) for c in classes)):
+        raise bad("classes", "a list of class names")
 
 
 def count_params(model: torch.nn.Module) -> int:

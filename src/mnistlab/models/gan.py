@@ -129,6 +129,21 @@ def gan_spec(*, nz: int = 64, g_width: int = 32, d_width: int = 32, channels: in
             "num_classes": num_classes, "embed_dim": embed_dim, "d_dropout": d_dropout, "image_size": 28}
 
 
+# generator.json fields → admissible range (what `gan_spec` can write); the networks draw 28×28 images only
+SPEC_RANGES = {"nz": (1, 4096), "g_width": (1, 1024), "channels": (1, 4), "num_classes": (0, 1000),
+               "embed_dim": (0, 4096), "image_size": (28, 28)}
+
+
+def check_gan_spec(spec: dict[str, Any], where: str) -> None:
+    """One MnistlabError naming the field when a generator spec read from disk is not one `gan_spec` writes."""
+    from mnistlab.errors import MnistlabError
+
+    for k, (lo, hi) in SPEC_RANGES.items():
+        v = spec.get(k, 28 if k == "image_size" else None)
+        if not (isinstance(v, int) and not isinstance(v, bool) and lo <= v <= hi):
+            raise MnistlabError(f"{where}: bad generator spec: {k} must be an integer in {lo}…{hi}, got {v!r:.40}")
+
+
 def build_generator(spec: dict[str, Any]) -> Generator:
     return Generator(nz=spec["nz"], width=spec["g_width"], channels=spec["channels"],
                      num_classes=spec["num_classes"], embed_dim=spec["embed_dim"])
@@ -216,12 +231,16 @@ def load_generator(run_dir) -> tuple[Generator, dict[str, Any]]:
     spec = fileio.read_json(d / "generator.json")
     if spec.get("kind") != "dcgan":
         raise MnistlabError(f"{d / 'generator.json'}: not a GAN generator spec")
+    check_gan_spec(spec, str(d / "generator.json"))
     try:
         state = load_file(str(d / "generator.safetensors"))
     except FileNotFoundError:
         raise MnistlabError(f"{d} has no generator.safetensors; is the run finished?") from None
     except (SafetensorError, OSError, ValueError) as e:
         raise MnistlabError(f"{d / 'generator.safetensors'}: unreadable ({e})") from None
+    from mnistlab.runs import check_finite
+
+    check_finite(state, d / "generator.safetensors")
     G = build_generator(spec)
     try:
         G.load_state_dict(state)

@@ -108,6 +108,19 @@ def _load_rejector(run_dir: Path):
     return load_rejector(run_dir) if (run_dir / "rejector.json").exists() else None
 
 
+def check_rejector(rej, model: torch.nn.Module, spec: dict, d: Path) -> None:
+    """A rejector fitted on another model would fail every request (as the client's fault): refuse it at start."""
+    if rej is None:
+        return
+    from mnistlab import infer
+
+    # the page's images are 1×28×28 (check_28), preprocessed into features where the spec says so
+    dim = infer.embeddings(model, np.zeros((1, 1, 28, 28), np.uint8), spec=spec.get("preprocess")).shape[1]
+    if rej.means.shape != (spec["num_classes"], dim):
+        raise MnistlabError(f"{d}: the rejector's class means are {tuple(rej.means.shape)}, the model gives "
+                            f"{spec['num_classes']} classes × {dim} features; fit it again with `mnistlab reject --run {d}`")
+
+
 def check_28(spec: dict, what: str, d: Path) -> None:
     """The page and the API make 1×28×28 images: refuse a model made for anything else."""
     shape = tuple(spec.get("in_shape", ()))
@@ -121,8 +134,10 @@ def load_classifier(d: str | Path, name: str) -> Classifier:
     check_28(r.spec, "--run", r.dir)
     info = {"method": r.config.get("method"), "dataset": r.config.get("dataset"), "model": r.spec.get("name"),
             "metrics": {k: v for k, v in r.metrics.items() if isinstance(v, (int, float, str, bool)) or v is None}}
+    rej = _load_rejector(r.dir)
+    check_rejector(rej, r.model, r.spec, r.dir)
     return Classifier(name, r.dir, r.model, r.spec, _classes(r.config.get("dataset"), r.spec["num_classes"]), info,
-                      _load_rejector(r.dir), _is_fused(r.model, tuple(r.spec["in_shape"])))
+                      rej, _is_fused(r.model, tuple(r.spec["in_shape"])))
 
 
 @dataclass

@@ -64,7 +64,10 @@ def pixels_from_json(body: bytes) -> tuple[np.ndarray, bool]:
         got = f"{len(rows)} rows of lengths {sorted({len(r) for r in rows})[:5]}" if len(shape) != 2 else \
             f"{shape[0]}×{shape[1]}"
         raise HTTPException(400, f'"pixels" must be 28×28; got {got}')
-    a = np.asarray(rows, dtype=np.float64)
+    try:
+        a = np.asarray(rows, dtype=np.float64)
+    except OverflowError:  # an integer beyond float range (JSON allows 10**400)
+        raise HTTPException(400, '"pixels" must be finite numbers') from None
     if not np.isfinite(a).all():  # only reachable through huge numbers like 1e400
         raise HTTPException(400, '"pixels" must be finite numbers')
     if a.min() < 0 or a.max() > 255:
@@ -90,6 +93,8 @@ def image_to_gray(data: bytes) -> np.ndarray:
             im.draft("L", (w * WORK_SIDE // max(w, h), h * WORK_SIDE // max(w, h)))  # decode at 1/2…1/8 scale
         im.load()
         factor = -(-max(im.size) // WORK_SIDE)
+        if factor > 1 and im.mode in ("P", "1", "I;16", "I;16B", "I;16L"):  # modes `reduce` does not take
+            im = im.convert("RGBA" if "transparency" in im.info else "L")
         if factor > 1:  # a photo: box-reduce first (the ink ends up 20 px tall; 12 Mpixel floats would cost ~1 s)
             im = im.reduce(factor)
         if im.mode in ("RGBA", "LA", "PA") or (im.mode == "P" and "transparency" in im.info):
