@@ -178,3 +178,12 @@ def test_a_bad_generator_spec_is_one_line(tmp_path):
                         ({"nz": None}, "nz must be")):
         with pytest.raises(MnistlabError, match=needle):
             check_gan_spec({**gan_spec(), **bad}, "g.json")
+
+
+def test_a_torn_report_section_is_one_line(cli, tmp_path):
+    stage = tmp_path / "study" / "gan"
+    stage.mkdir(parents=True)
+    for content, needle in (("{}", "not a report section"), ("[1]", "expected a JSON object")):
+        (stage / "section.json").write_text(content)
+        _one_line(*cli("report", tmp_path / "study", "--out", tmp_path / "r.html"), needle)
+    assert not (tmp_path / "r.html").exists()

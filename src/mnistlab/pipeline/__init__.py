@@ -222,6 +222,14 @@ def _mins(seconds: float) -> str:
     return f"{seconds / 60:.1f} min" if seconds >= 60 else f"{seconds:.0f} s"
 
 
+def read_section(path: Path) -> dict:
+    """A stage's section.json, which the report renders: an object with at least its id and title."""
+    sec = fileio.read_json(path)
+    if not (isinstance(sec.get("id"), str) and isinstance(sec.get("title"), str)):
+        raise MnistlabError(f"{path}: not a report section (no id / title); rerun its stage")
+    return sec
+
+
 def collect_sections(paths: list[Path]) -> list[tuple[dict, Path]]:
     """Sections from study folders (their stage folders' section.json) or single run folders (a generic section)."""
     from mnistlab.pipeline._sections import run_folder_section
@@ -232,7 +240,7 @@ def collect_sections(paths: list[Path]) -> list[tuple[dict, Path]]:
         if not p.is_dir():
             raise MnistlabError(f"{p} is not a folder")
         if (p / "section.json").exists():
-            out.append((fileio.read_json(p / "section.json"), p))
+            out.append((read_section(p / "section.json"), p))
         elif (p / "metrics.json").exists() or (p / "config.json").exists():
             out.append((run_folder_section(p), p))
         else:
@@ -241,5 +249,5 @@ def collect_sections(paths: list[Path]) -> list[tuple[dict, Path]]:
                 raise MnistlabError(f"{p} holds neither a study nor a run folder")
             order = {n: STAGES.info(n)["order"] for n in ordered_stages()}
             subs.sort(key=lambda s: order.get(s.name, 99))
-            out += [(fileio.read_json(s / "section.json"), s) for s in subs]
+            out += [(read_section(s / "section.json"), s) for s in subs]
     return out
