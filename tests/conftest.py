@@ -3,8 +3,17 @@ import os
 
 import numpy as np
 import pytest
+import torch
 
 os.environ.setdefault("MNISTLAB_QUIET", "1")
+
+
+@pytest.fixture(autouse=True)
+def _keep_torch_threads():
+    """In-process runs with --threads change torch's global thread count: restore it for the tests that follow."""
+    n = torch.get_num_threads()
+    yield
+    torch.set_num_threads(n)
 
 
 @pytest.fixture

@@ -7,17 +7,8 @@ import sys
 import time
 
 import pytest
-import torch
 
 SMOKE = ["--budget", "smoke", "--threads", "1"]
-
-
-@pytest.fixture(autouse=True)
-def _keep_torch_threads():
-    """In-process runs with --threads change torch's global thread count: restore it for the tests that follow."""
-    n = torch.get_num_threads()
-    yield
-    torch.set_num_threads(n)
 
 
 def _one_line(code, out, err, *needles):

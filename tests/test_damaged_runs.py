@@ -15,13 +15,6 @@ from mnistlab.errors import MnistlabError
 SMOKE = ["--budget", "smoke", "--threads", "1"]
 
 
-@pytest.fixture(autouse=True)
-def _keep_torch_threads():
-    n = torch.get_num_threads()
-    yield
-    torch.set_num_threads(n)
-
-
 def _one_line(code, out, err, *needles, exit_code=2):
     assert code == exit_code, (code, err)
     assert err.startswith("mnistlab: error: ") and len(err.strip().splitlines()) == 1, err
