@@ -152,6 +152,13 @@ def test_detector_hook(cli, trained, detector, tmp_path):
     assert code == 2 and "expected a binary" in err
 
 
+def _lying_header(path):
+    """A 100-byte .npy whose header claims 10¹⁰ images."""
+    with open(path, "wb") as f:
+        np.lib.format.write_array_header_1_0(f, {"descr": "|u1", "fortran_order": False, "shape": (10 ** 10, 28, 28)})
+        f.write(b"\0" * 100)
+
+
 @pytest.mark.parametrize("make,msg", [
     (lambda d: np.save(d / "a.npy", np.zeros((3, 32, 32), np.uint8)), "expected images of shape N×28×28"),
     (lambda d: np.save(d / "a.npy", np.full((2, 28, 28), np.nan, np.float32)), "NaN"),
@@ -159,6 +166,7 @@ def test_detector_hook(cli, trained, detector, tmp_path):
     (lambda d: np.save(d / "a.npy", np.full((2, 28, 28), 300)), "0–255"),
     (lambda d: np.save(d / "a.npy", np.array(["x"] * 4)), "expected images of shape"),
     (lambda d: (d / "a.npy").write_bytes(b"garbage"), "not a readable .npy"),
+    (lambda d: _lying_header(d / "a.npy"), "not a readable .npy"),  # not "out of memory"
     (lambda d: (d / "a.png").write_bytes(b"\x89PNG not really"), "a.png: not a readable PNG/JPEG"),
     (lambda d: (d / "a").mkdir(), "no .png/.jpg/.jpeg files"),
     (lambda d: None, "no such file or folder"),

@@ -95,8 +95,8 @@ def read_gray(path: str | os.PathLike, *, invert: bool = False) -> np.ndarray:
 
 def load_npy(path: str | os.PathLike, *, invert: bool = False) -> np.ndarray:
     """A `.npy` array of MNIST-format images: uint8 0–255 or float 0–1, N×28×28 or N×1×28×28 (or one 28×28)."""
-    try:
-        a = np.load(path, allow_pickle=False)
+    try:  # mapped, not read: a header that claims 10¹⁰ images in a 100-byte file fails here, not as out of memory
+        a = np.load(path, mmap_mode="r", allow_pickle=False)
     except (OSError, ValueError, EOFError) as e:
         raise MnistlabError(f"{path}: not a readable .npy array ({e})") from None
     shape0 = a.shape
@@ -106,6 +106,7 @@ def load_npy(path: str | os.PathLike, *, invert: bool = False) -> np.ndarray:
         a = a[:, None]
     if a.ndim != 4 or a.shape[1:] != (1, SIZE, SIZE) or len(a) == 0:
         raise MnistlabError(f"{path}: expected images of shape N×28×28 or N×1×28×28, got {shape0}")
+    a = np.array(a)  # (N, 1, 28, 28), now read into memory
     if a.dtype == np.uint8:
         x = a
     elif np.issubdtype(a.dtype, np.floating):
