@@ -36,6 +36,8 @@ def _one_line(code, out, err, *needles):
     (["supervised", *SMOKE, "--batch-size", "0"], ["batch_size must be > 0"]),
     (["supervised", *SMOKE, "--set", "train_subset=-5"], ["train_subset must be ≥ 0"]),
     (["supervised", *SMOKE, "--resume"], ["--resume needs --out DIR"]),
+    (["supervised", "--model", "mlp", *SMOKE, "--set", "width=48"],
+     ["model 'mlp' has no option widths", "its options: hidden"]),
     (["supervised", *SMOKE, "--config", "/nonexistent/cfg.json"], ["config file /nonexistent/cfg.json not found"]),
     (["data", "show", "--n", "0", "--out", "x.png"], ["--n must be between 1 and 1024"]),
     (["data", "show", "--out", "x.jpg"], ["--out must be a .png file"]),

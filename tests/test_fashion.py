@@ -167,8 +167,8 @@ def test_mirror_tta_is_saved_with_the_model_and_refused_on_digits(tmp_path):
 def test_supervised_augmentation_and_width_options_are_applied():
     import torch
 
-    from mnistlab.methods.supervised import SupervisedConfig, augment_batch, model_kwargs
-    from mnistlab.models import create_model
+    from mnistlab.methods.supervised import SupervisedConfig, augment_batch
+    from mnistlab.models import config_options, create_model
 
     x = torch.zeros(8, 1, 28, 28)
     x[:, :, 10:18, 10:18] = 1.0
@@ -179,7 +179,7 @@ def test_supervised_augmentation_and_width_options_are_applied():
     y = augment_batch(x, gen(), crop, hflip=False)
     assert torch.equal(y.sum((1, 2, 3)), x.sum((1, 2, 3)))  # an exact integer shift: no ink lost or blurred
     assert set(y.unique().tolist()) <= {0.0, 1.0} and not torch.equal(y, x)
-    kw = model_kwargs(SupervisedConfig(width=8))
+    kw = config_options(SupervisedConfig(width=8))
     assert kw["widths"] == [8, 16, 32]
     model = create_model("cnn", in_shape=(1, 28, 28), num_classes=10, **kw)
     assert model.feature_dim == 32 and model(x).shape == (8, 10)

@@ -240,3 +240,20 @@ def test_rotnet_init_needs_a_pretext_model_and_a_known_name(cli, tmp_path):
     code, _, err = cli("fewlabel", "--method", "fixmatch", "--budget", "smoke", "--set", "init=rotnet",
                        "--out", tmp_path / "b")
     assert code == 2 and "rotation pretext" in err
+
+
+def test_width_widens_the_cnn_and_the_run_rebuilds_it(cli, tmp_path):
+    from mnistlab.models import count_params
+    from mnistlab.runs import load_run
+
+    code, _, err = cli("fewlabel", "--method", "fixmatch", "--budget", "smoke", "--threads", 1, "--set", "width=8",
+                       "--out", tmp_path / "w")
+    assert code == 0, err
+    loaded = load_run(tmp_path / "w")
+    model, spec = loaded.model, loaded.spec
+    assert spec["kwargs"] == {"widths": [8, 16, 32]}
+    assert count_params(model) == count_params(create_model("cnn-small", widths=(8, 16, 32)))
+    assert count_params(model) < count_params(create_model("cnn-small"))  # the smoke model's default is 16-32-64
+    code, _, err = cli("fewlabel", "--method", "fixmatch", "--budget", "smoke", "--set", "width=8",
+                       "--set", "init=rotnet", "--out", tmp_path / "r")
+    assert code == 2 and "leave width at 0" in err and not (tmp_path / "r").exists()

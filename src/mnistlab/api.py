@@ -21,16 +21,19 @@ def resolve_config(method: str, *, budget: str = "quick", config_file: str | Non
                  load_config_file(config_file), overrides or {})
 
 
-def check_names(cfg) -> None:
-    """Unknown dataset / model names fail before a run folder is made (not after, leaving a half-made one)."""
+def check_names(cfg, model_options=None) -> None:
+    """Unknown dataset / model names, and the model options a method asks for (`model_options(cfg)`, when it says how
+    it builds them) that the model does not take, fail before a run folder is made (not after, leaving a half-made one)."""
     from mnistlab.data import DATASETS
-    from mnistlab.models import MODELS
+    from mnistlab.models import MODELS, check_options
 
     if getattr(cfg, "dataset", None):
         DATASETS.get(cfg.dataset)
     default_model = getattr(type(cfg)(), "model", None)
     if isinstance(default_model, str) and default_model in MODELS:  # the method builds its model from MODELS
         MODELS.get(cfg.model)
+        if model_options is not None:
+            check_options(cfg.model, model_options(cfg))
 
 
 def train(method: str, *, command: str, out: str | os.PathLike | None = None, resume: bool = False,
@@ -39,7 +42,7 @@ def train(method: str, *, command: str, out: str | os.PathLike | None = None, re
     """Run `method` into a run folder; returns (folder, final metrics). A finished folder + resume → its metrics."""
     entry = METHODS.get(method)
     cfg = resolve_config(method, budget=budget, config_file=config_file, overrides=overrides)
-    check_names(cfg)
+    check_names(cfg, METHODS.info(method).get("model_options"))
     out = Path(out) if out else default_out(command, method)
     rank = int(os.environ.get("RANK", "0"))
     run = Run(out, resume=resume, writer=rank == 0)

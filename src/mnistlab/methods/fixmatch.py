@@ -30,13 +30,14 @@ from mnistlab.infer import tta_rule
 from mnistlab.methods import METHODS
 from mnistlab.methods._common import classifier_outputs, cosine_lr, eval_split, recalibrate_bn, setup
 from mnistlab.methods._ema import EMA, teacher_batch_stats
-from mnistlab.models import count_params, create_model, model_spec
+from mnistlab.models import config_options, count_params, create_model, model_spec
 from mnistlab.train import Batcher, channels_last, fit, prepare_module, step_generator
 
 
 @dataclass
 class FixMatchConfig(TrainConfig):
     model: str = "cnn"
+    width: int = 0  # >0: first conv width of a CNN, doubled at each stage (w, 2w, 4w); 0 = the model's default
     labels: int = 100  # labelled images, class-balanced (val_labels of them held out for validation)
     split_seed: int = 0  # which images are labelled (independent of the training seed)
     val_labels: int = 0  # labels carved out as a validation split (reported, never used to choose anything)
@@ -79,7 +80,8 @@ class FixMatchConfig(TrainConfig):
     # turn an interrupted Fashion-MNIST run into a hybrid of two recipes
     LEGACY = {"weak": "warp", "tta": "none"}
     RANGES = {"threshold": (0, 1), "ema": (0, 1), "stats_momentum": (0, 1), "mu": (1, 64), "lambda_u": (0, 100),
-              "strong_affine": (0, 4), "n_ops": (0, 16), "cutout": (0, 28), "bn_recalibrate": (0, 10 ** 6)}
+              "strong_affine": (0, 4), "n_ops": (0, 16), "cutout": (0, 28), "bn_recalibrate": (0, 10 ** 6),
+              "width": (0, 512)}
 
 
 BUDGETS = {
@@ -173,6 +175,8 @@ def init_weights(net: nn.Module, cfg: FixMatchConfig, *, budget: str) -> dict:
     from mnistlab.methods.rotnet import pretrained_pretext, transfer_weights
     from mnistlab.models import MODELS
 
+    if cfg.width:
+        raise MnistlabError("init=rotnet takes the cached pretext model at its own widths; leave width at 0")
     if not MODELS.info(cfg.model).get("pretext"):
         raise MnistlabError(f"init=rotnet needs a model with a rotation pretext (e.g. rotnet-cnn), not {cfg.model!r}")
     pretext, info = pretrained_pretext(cfg.model, budget="smoke" if budget == "smoke" else "full",
@@ -203,10 +207,11 @@ def run_ssl(cfg: FixMatchConfig, run, *, resume: bool = False) -> dict:
     run.save_splits(**sp)
     lab_idx, val_idx, ulb_idx = sp["labelled"], sp["val"], sp["unlabelled"]
     in_shape, k = s.ds.shape, s.ds.num_classes
-    net = create_model(cfg.model, in_shape=in_shape, num_classes=k)
+    kw = config_options(cfg)  # width
+    net = create_model(cfg.model, in_shape=in_shape, num_classes=k, **kw)
     info = init_weights(net, cfg, budget=cfg.budget)
     student = prepare_module(net, s.precision)
-    spec = model_spec(cfg.model, in_shape=in_shape, num_classes=k, preprocess=pre)
+    spec = model_spec(cfg.model, in_shape=in_shape, num_classes=k, preprocess=pre, **kw)
     state = SSLState(student, k)
 
     x_all = as_tensor(s.train_x)  # (N, C, H, W) uint8, kept in memory
@@ -286,6 +291,6 @@ def run_ssl(cfg: FixMatchConfig, run, *, resume: bool = False) -> dict:
             **ablation, **info}
 
 
-@METHODS.register("fixmatch", config=FixMatchConfig, budgets=BUDGETS, task="fewlabel")
+@METHODS.register("fixmatch", config=FixMatchConfig, budgets=BUDGETS, task="fewlabel", model_options=config_options)
 def run(cfg: FixMatchConfig, run, *, resume: bool = False) -> dict:
     return run_ssl(cfg, run, resume=resume)

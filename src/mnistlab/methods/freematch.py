@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 from mnistlab.methods import METHODS
 from mnistlab.methods.fixmatch import BUDGETS, FixMatchConfig, run_ssl
+from mnistlab.models import config_options
 
 
 @dataclass
@@ -18,6 +19,7 @@ class FreeMatchConfig(FixMatchConfig):
     threshold: float = 0.95  # cap of the self-adaptive global threshold
 
 
-@METHODS.register("freematch", config=FreeMatchConfig, budgets=BUDGETS, task="fewlabel")
+@METHODS.register("freematch", config=FreeMatchConfig, budgets=BUDGETS, task="fewlabel",
+                  model_options=config_options)
 def run(cfg: FreeMatchConfig, run, *, resume: bool = False) -> dict:
     return run_ssl(cfg, run, resume=resume)

@@ -15,7 +15,7 @@ from mnistlab.evaluate.metrics import softmax
 from mnistlab.infer import tta_rule
 from mnistlab.methods import METHODS
 from mnistlab.methods._common import classifier_outputs, cosine_lr, eval_split, setup
-from mnistlab.models import count_params, create_model, model_spec
+from mnistlab.models import config_options, count_params, create_model, model_spec
 from mnistlab.report import plots
 from mnistlab.config import TrainConfig
 from mnistlab.train import Batcher, channels_last, fit, prepare_module, step_generator
@@ -60,17 +60,6 @@ BUDGETS = {
 }
 
 
-def model_kwargs(cfg: SupervisedConfig) -> dict:
-    kw = {}
-    if cfg.hidden > 0:
-        kw["hidden"] = [cfg.hidden]
-    if cfg.dropout >= 0:
-        kw["dropout"] = cfg.dropout
-    if cfg.width > 0:
-        kw["widths"] = [cfg.width, 2 * cfg.width, 4 * cfg.width]
-    return kw
-
-
 def augment_batch(x: torch.Tensor, gen: torch.Generator, cfg: SupervisedConfig, *, hflip: bool) -> torch.Tensor:
     """Label-preserving training view: random affine, a mirror where the dataset allows it, then cutout."""
     x = augment.random_affine(x, gen, degrees=cfg.degrees, translate=cfg.translate,
@@ -111,7 +100,8 @@ def make_splits(cfg: SupervisedConfig, train_y: np.ndarray, test_y: np.ndarray) 
     return {"train": train.astype(np.int64), "val": val.astype(np.int64), "test": test.astype(np.int64)}
 
 
-@METHODS.register("supervised", config=SupervisedConfig, budgets=BUDGETS, task="supervised")
+@METHODS.register("supervised", config=SupervisedConfig, budgets=BUDGETS, task="supervised",
+                  model_options=config_options)
 def run(cfg: SupervisedConfig, run, *, resume: bool = False) -> dict:
     s = setup(cfg)
     sp = make_splits(cfg, s.train_y, s.test_y)
@@ -127,7 +117,7 @@ def run(cfg: SupervisedConfig, run, *, resume: bool = False) -> dict:
     if tta_rule(cfg.tta, s.ds) == "hflip":
         spec_pre["tta"] = "hflip"  # saved with the model: predict, reject and serve average the mirror too
     in_shape = input_shape(spec_pre, s.ds.shape)
-    kwargs = model_kwargs(cfg)
+    kwargs = config_options(cfg)
     model = prepare_module(create_model(cfg.model, in_shape=in_shape, num_classes=s.ds.num_classes, **kwargs),
                            s.precision)
     spec = model_spec(cfg.model, in_shape=in_shape, num_classes=s.ds.num_classes, preprocess=spec_pre, **kwargs)

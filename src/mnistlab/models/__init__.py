@@ -5,6 +5,7 @@ which distance rejection, k-NN probes and classifier-FID work.
 """
 from __future__ import annotations
 
+import inspect
 from typing import Any
 
 import torch
@@ -17,8 +18,31 @@ MODELS: Registry = Registry("model", "mnistlab.models")
 
 def create_model(name: str, *, in_shape: tuple[int, ...] = (1, 28, 28), num_classes: int = 10,
                  **kwargs: Any) -> torch.nn.Module:
-    """Build a registered model; `kwargs` are the factory's own options (widths, hidden sizes, dropout…)."""
+    """Build a registered model; `kwargs` are the factory's own options (widths, hidden sizes, dropout…).
+    An option the factory does not take is one MnistlabError naming the ones it does (`--set width=48` on an MLP)."""
+    check_options(name, kwargs)
     return MODELS.get(name)(in_shape=tuple(in_shape), num_classes=num_classes, **kwargs)
+
+
+def check_options(name: str, kwargs: dict) -> None:
+    """Options the model's factory does not take are one MnistlabError naming those it does (`width=48` on an MLP)."""
+    own = [p for p in inspect.signature(MODELS.get(name)).parameters if p not in ("in_shape", "num_classes")]
+    unknown = sorted(set(kwargs) - set(own))
+    if unknown:
+        raise MnistlabError(f"model {name!r} has no option {', '.join(unknown)}; its options: {', '.join(own) or 'none'}")
+
+
+def config_options(cfg: Any) -> dict:
+    """The model options a method's config asks for, in the factories' terms: `width` w > 0 → CNN stage widths
+    (w, 2w, 4w); `hidden` h > 0 → one MLP hidden layer of h; `dropout` ≥ 0. Unset (0 / < 0) = the model's default."""
+    kw: dict[str, Any] = {}
+    if getattr(cfg, "width", 0) > 0:
+        kw["widths"] = [cfg.width, 2 * cfg.width, 4 * cfg.width]
+    if getattr(cfg, "hidden", 0) > 0:
+        kw["hidden"] = [cfg.hidden]
+    if getattr(cfg, "dropout", -1) >= 0:
+        kw["dropout"] = cfg.dropout
+    return kw
 
 
 def model_spec(name: str, *, in_shape, num_classes: int, preprocess: dict | None = None, **kwargs: Any) -> dict:
