@@ -26,7 +26,8 @@ def add_train_flags(p: argparse.ArgumentParser, *, dataset: bool = True) -> None
     p.add_argument("--budget", choices=BUDGETS, default="quick", help="smoke (seconds) | quick (default) | full")
     p.add_argument("--seed", type=int, help="training seed")
     p.add_argument("--out", help="run folder (default: runs/<command>-<method>-<time>)")
-    p.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
+    p.add_argument("--resume", action="store_true",
+                   help="continue the run in --out from its last checkpoint (finished: its metrics; none yet: start it)")
     p.add_argument("--precision", choices=("auto", "bf16", "fp32"), help="default auto: bf16 where the CPU has it")
     p.add_argument("--epochs", type=float)
     p.add_argument("--lr", type=float)
