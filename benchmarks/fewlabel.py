@@ -4,6 +4,7 @@
     python benchmarks/fewlabel.py --labels 100 --draws 5 --set steps=400   # a reduced run (say so in the results)
     python benchmarks/fewlabel.py --report-only                    # rebuild the tables from the finished run folders
     python benchmarks/fewlabel.py --labels 100 --threads 1 --jobs 2  # two draws at a time, one core each
+    python benchmarks/fewlabel.py --labels 100 --split-seeds 3 4       # just these draws (the rest from elsewhere)
 
 Each run is its own `mnistlab fewlabel … --resume --json` process (a killed benchmark continues where it stopped).
 The split seed is the draw number; the training seed is fixed. Nothing is chosen on the test set: every run reports its
@@ -169,6 +170,9 @@ def main() -> None:
     p.add_argument("--labels", type=int, nargs="+", default=list(LABELS))
     p.add_argument("--draws", type=int, default=3, help="label draws (split seeds 0..n-1) per label count")
     p.add_argument("--draws-100", type=int, default=5, help="label draws at 100 labels (the headline)")
+    p.add_argument("--split-seeds", type=int, nargs="+",
+                   help="exactly these draws at every label count (instead of --draws / --draws-100), e.g. to share "
+                        "one sweep between two drivers")
     p.add_argument("--seed", type=int, default=0, help="training seed (fixed)")
     p.add_argument("--budget", default="quick")
     p.add_argument("--threads", type=int, default=0)
@@ -185,7 +189,8 @@ def main() -> None:
         return write(args, rows, started)
     from concurrent.futures import ThreadPoolExecutor, as_completed
 
-    todo = [(n, d) for n in args.labels for d in range(args.draws_100 if n == 100 else args.draws)]
+    todo = [(n, d) for n in args.labels
+            for d in (args.split_seeds or range(args.draws_100 if n == 100 else args.draws))]
     rows = []
     with ThreadPoolExecutor(max_workers=max(1, args.jobs)) as pool:  # each run is its own process
         futures = {pool.submit(run_one, args, n, d): (n, d) for n, d in todo}
