@@ -70,7 +70,7 @@ def test_a_diverged_run_keeps_its_folder(cli, tmp_path):
     (lambda s: s.update(in_shape=28), "in_shape must be"),
     (lambda s: s.update(num_classes=10 ** 12), "num_classes must be an integer in 1…10000"),
     (lambda s: s.update(num_classes="ten"), "num_classes"),
-    (lambda s: s.update(kwargs={"bogus": 1}), "bad model spec (cnn_small() got an unexpected keyword"),
+    (lambda s: s.update(kwargs={"bogus": 1}), "bad model spec (model 'cnn-small' has no option bogus"),
     (lambda s: s.update(kwargs=[1]), "kwargs must be an object"),
     (lambda s: s.update(preprocess=[1]), "preprocess must be an object"),
     (lambda s: s.update(preprocess={"binarize": "x"}), "preprocess.binarize"),
@@ -180,3 +180,30 @@ def test_a_torn_report_section_is_one_line(cli, tmp_path):
         (stage / "section.json").write_text(content)
         _one_line(*cli("report", tmp_path / "study", "--out", tmp_path / "r.html"), needle)
     assert not (tmp_path / "r.html").exists()
+
+
+def test_a_run_folder_being_written_is_refused_until_its_writer_ends(cli, tmp_path):
+    """Two processes on one --out (two benchmark drivers, a second terminal) would interleave checkpoints and logs:
+    the second is refused in one line, its files untouched; the lock dies with its holder, kill -9 included."""
+    import subprocess
+    import sys
+
+    d = tmp_path / "run"
+    holder = subprocess.Popen([sys.executable, "-c", (
+        "import sys, time; from mnistlab.runs import Run; r = Run(sys.argv[1]); "
+        "open(r.path('config.json'), 'w').write('{}'); print('held', flush=True); time.sleep(60)"), str(d)],
+        stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        _one_line(*cli("supervised", *SMOKE, "--out", d, "--resume"), "is being written by another mnistlab process")
+        assert sorted(p.name for p in d.iterdir()) == [".run.lock", "config.json"]  # nothing written or deleted
+    finally:
+        holder.kill()
+        holder.wait()
+    code, _, err = cli("supervised", *SMOKE, "--out", tmp_path / "next")
+    assert code == 0, err
+    from mnistlab.runs import Run
+
+    Run(tmp_path / "next", resume=True).close()  # a finished run's lock was released: it can be opened again
+    r = Run(d, resume=True)  # the killed holder's lock is gone
+    r.close()

@@ -46,18 +46,21 @@ def train(method: str, *, command: str, out: str | os.PathLike | None = None, re
     out = Path(out) if out else default_out(command, method)
     rank = int(os.environ.get("RANK", "0"))
     run = Run(out, resume=resume, writer=rank == 0)
-    if resume and run.finished:
-        from mnistlab.fileio import read_json
-
-        return run.dir, read_json(run.path("metrics.json"))
     try:
-        run.start(cfg, command=command, method=method)
-        metrics = entry(cfg, run, resume=resume)
-    except TrainingDiverged:
-        raise  # its folder keeps the last good checkpoint and the log: what the user needs to see why
-    except MnistlabError:  # a bad setting the method found (a split, a label count…): no half-made folder left
-        run.discard_if_unstarted()
-        raise
-    metrics = run.finish({"method": method, "dataset": getattr(cfg, "dataset", None), "seed": cfg.seed,
-                          "budget": cfg.budget, **metrics})
-    return run.dir, metrics
+        if resume and run.finished:
+            from mnistlab.fileio import read_json
+
+            return run.dir, read_json(run.path("metrics.json"))
+        try:
+            run.start(cfg, command=command, method=method)
+            metrics = entry(cfg, run, resume=resume)
+        except TrainingDiverged:
+            raise  # its folder keeps the last good checkpoint and the log: what the user needs to see why
+        except MnistlabError:  # a bad setting the method found (a split, a label count…): no half-made folder left
+            run.discard_if_unstarted()
+            raise
+        metrics = run.finish({"method": method, "dataset": getattr(cfg, "dataset", None), "seed": cfg.seed,
+                              "budget": cfg.budget, **metrics})
+        return run.dir, metrics
+    finally:
+        run.close()

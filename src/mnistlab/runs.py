@@ -7,10 +7,12 @@
     DIR/metrics.json     final metrics, always with wall_seconds (written last: its presence means "finished")
     DIR/model.safetensors + DIR/model.json   weights + how to rebuild the model (name, kwargs, preprocessing)
     DIR/checkpoint.safetensors   resumable training state (weights, optimiser, step, history), while training
+    DIR/.run.lock        held (flock) by the process writing the run: a second writer is refused, not interleaved
 """
 from __future__ import annotations
 
 import dataclasses
+import fcntl
 import hashlib
 import json
 import os
@@ -31,6 +33,7 @@ from mnistlab.config import to_dict
 from mnistlab.errors import MnistlabError
 
 REPO = Path(__file__).resolve().parents[2]
+LOCK = ".run.lock"
 
 
 def git_info() -> dict[str, Any]:
@@ -83,6 +86,36 @@ def source_fingerprint(*modules: str) -> str:
     return h.hexdigest()[:16]
 
 
+_HELD: dict[Path, Any] = {}  # run folders this process writes → their open lock file
+
+
+def lock_folder(d: Path) -> None:
+    """Hold an exclusive flock on d/.run.lock for as long as this process writes d, so that a second process (a
+    second terminal, two benchmark drivers) is refused instead of interleaving checkpoints and logs. The kernel drops
+    the lock when the process ends, kill -9 included. Within one process a folder is locked once: a Run opened again
+    on it (a resume after an in-process interruption) shares the lock."""
+    key = d.resolve()
+    if key in _HELD:
+        return
+    try:
+        f = open(d / LOCK, "a")
+    except OSError as e:
+        raise MnistlabError(f"cannot create {d / LOCK}: {e.strerror}") from None
+    try:
+        fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        f.close()
+        raise MnistlabError(f"{d} is being written by another mnistlab process; wait for it to end or choose "
+                            f"another --out") from None
+    _HELD[key] = f
+
+
+def unlock_folder(d: Path) -> None:
+    f = _HELD.pop(d.resolve(), None)
+    if f is not None:
+        f.close()  # closing the file releases its flock
+
+
 def default_out(command: str, name: str) -> Path:
     """runs/<command>-<name>-<time>, with a -2, -3… suffix when that folder already exists (two runs in a second)."""
     stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
@@ -113,18 +146,25 @@ class Run:
         # a folder that holds anything but a run (or a run killed before its config.json) is not ours, --resume or
         # not: a fresh start would delete its checkpoint*.safetensors and overwrite its metrics and model files
         if self.dir.is_dir() and not (self.dir / "config.json").exists() and (
-                foreign := sorted(p.name for p in self.dir.iterdir() if p.name != "env.json"
+                foreign := sorted(p.name for p in self.dir.iterdir() if p.name not in ("env.json", LOCK)
                                   and not (p.name.startswith(".") and p.name.endswith(".tmp")))):
             raise MnistlabError(f"--out {self.dir} is a non-empty folder that is not a run folder (it holds "
                                 f"{foreign[0]}{' …' if len(foreign) > 1 else ''}); choose another --out")
-        self.fresh = not self.dir.exists() or not any(self.dir.iterdir())  # made by this run: removable if it fails
+        # made by this run (or holding only a dead run's lock file): removable if it fails
+        self.fresh = not self.dir.exists() or not any(p.name != LOCK for p in self.dir.iterdir())
         try:
             self.dir.mkdir(parents=True, exist_ok=True)
         except OSError as e:
             raise MnistlabError(f"cannot create {self.dir}: {e.strerror}") from None
+        lock_folder(self.dir)
 
     def path(self, name: str) -> Path:
         return self.dir / name
+
+    def close(self) -> None:
+        """Let another process write this folder (the lock also ends with the process)."""
+        if self.writer:
+            unlock_folder(self.dir)
 
     @property
     def finished(self) -> bool:
@@ -224,6 +264,7 @@ class Run:
                 return False  # unreadable: not ours to judge
             if not isinstance(meta, dict) or meta.get("step", 0):
                 return False
+        self.close()
         shutil.rmtree(self.dir, ignore_errors=True)
         return True
 
@@ -252,6 +293,7 @@ class Run:
             fileio.write_json(self.dir / "metrics.json", metrics)
             for name in self.checkpoints:
                 (self.dir / name).unlink(missing_ok=True)
+        self.close()
         return metrics
 
 
@@ -291,7 +333,7 @@ def load_model(path: str | os.PathLike, name: str = "model") -> tuple[torch.nn.M
     try:
         model = create_model(spec["name"], in_shape=tuple(spec["in_shape"]), num_classes=spec["num_classes"],
                              **spec.get("kwargs", {}))
-    except (TypeError, ValueError, RuntimeError) as e:  # kwargs the model does not take, sizes it cannot build
+    except (TypeError, ValueError, RuntimeError, MnistlabError) as e:  # options it does not take, sizes it cannot build
         raise MnistlabError(f"{d / (name + '.json')}: bad model spec ({str(e).splitlines()[0]})") from None
     try:
         model.load_state_dict(state)
