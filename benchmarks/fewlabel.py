@@ -5,6 +5,7 @@
     python benchmarks/fewlabel.py --report-only                    # rebuild the tables from the finished run folders
     python benchmarks/fewlabel.py --labels 100 --threads 1 --jobs 2  # two draws at a time, one core each
     python benchmarks/fewlabel.py --labels 100 --split-seeds 3 4       # just these draws (the rest from elsewhere)
+    python benchmarks/fewlabel.py --report-only --include benchmarks/results/fewlabel-headline.json  # + runs done elsewhere
 
 Each run is its own `mnistlab fewlabel … --resume --json` process (a killed benchmark continues where it stopped).
 The split seed is the draw number; the training seed is fixed. Nothing is chosen on the test set: every run reports its
@@ -64,6 +65,7 @@ def collect_one(folder: Path) -> dict | None:
     m = json.loads(mpath.read_text())
     rec = json.loads((folder / "bench_record.json").read_text()) if (folder / "bench_record.json").exists() else {}
     cfg = json.loads((folder / "config.json").read_text())
+    env = json.loads((folder / "env.json").read_text()) if (folder / "env.json").exists() else {}
     wall = m["wall_seconds"]
     return {**rec, "run": str(folder), "method": m.get("method"), "dataset": m.get("dataset"), "labels": m["labels"],
             "split_seed": m["split_seed"], "seed": m.get("seed"), "test_accuracy": m["test_accuracy"],
@@ -73,7 +75,16 @@ def collect_one(folder: Path) -> dict | None:
             "config": {k: cfg.get(k) for k in ("model", "batch_size", "mu", "lr", "threshold", "threshold_mode",
                                                "dist_align", "teacher", "ema", "steps", "epochs", "strong_affine",
                                                "init", "bn_recalibrate", "selection")},
-            "test_accuracy_running_bn": m.get("test_running_bn_accuracy"), "ulb_accuracy": m.get("ulb_accuracy")}
+            "test_accuracy_running_bn": m.get("test_running_bn_accuracy"), "ulb_accuracy": m.get("ulb_accuracy"),
+            "cpu": env.get("cpu"), "precision": m.get("precision")}
+
+
+def included(path: str) -> list[dict]:
+    """The runs of an earlier results file (e.g. one measured on another machine), each marked with its machine and
+    file: a sweep can stand beside a headline whose run folders live elsewhere, without rerunning it."""
+    data = json.loads(Path(path).read_text())
+    cpu = data.get("meta", {}).get("cpu")
+    return [{**r, "cpu": r.get("cpu") or cpu, "included_from": Path(path).name} for r in data.get("runs", [])]
 
 
 def mean_std(xs: list[float]) -> tuple[float, float]:
@@ -90,6 +101,7 @@ def summarise(rows: list[dict]) -> list[dict]:
         out.append({"dataset": key[0], "method": key[1], "labels": key[2], "draws": len(rs),
                     "accuracy_mean": acc, "accuracy_std": acc_sd, "wall_mean": wall, "wall_std": wall_sd,
                     "steps": rs[0].get("steps"), "steps_per_s_mean": statistics.fmean(sps) if sps else None,
+                    "machines": sorted({r.get("cpu") or "?" for r in rs}),
                     "load": [min(r.get("load_start", 0) for r in rs), max(r.get("load_end", 0) for r in rs)]})
     return out
 
@@ -135,25 +147,27 @@ def write(args, rows: list[dict], started: dict) -> None:
              f"{meta['threads']}) · load avg at start {meta['load_start']}, at end {meta['load_end']}", "",
              f"Command: `{meta['command']}`", "", meta["note"], "",
              "| dataset | method | labels | draws | test accuracy % (mean ± std) | wall s / run (mean ± std) | steps "
-             "| steps/s | load (min start – max end) |", "|---|---|---|---|---|---|---|---|---|"]
+             "| steps/s | load (min start – max end) | machine |", "|---|---|---|---|---|---|---|---|---|---|"]
     for s in summary:
         sps = f"{s['steps_per_s_mean']:.2f}" if s["steps_per_s_mean"] else "–"
         lines.append(f"| {s['dataset']} | {s['method']} | {s['labels']} | {s['draws']} | "
                      f"{100 * s['accuracy_mean']:.2f} ± {100 * s['accuracy_std']:.2f} | "
                      f"{s['wall_mean']:.0f} ± {s['wall_std']:.0f} | {s['steps']} | {sps} | "
-                     f"{s['load'][0]:.1f} – {s['load'][1]:.1f} |")
+                     f"{s['load'][0]:.1f} – {s['load'][1]:.1f} | {', '.join(s.get('machines', []))} |")
     lines += ["", "## Literature, MNIST 100 labels (GPU, test error %)", "", "| method | error % |", "|---|---|"]
     lines += [f"| {n} | {e}{f' ± {sd}' if sd else ''} |" for n, e, sd in LITERATURE]
     lines += ["", "## Runs", "", "running BN = the same EMA model with the batch-norm statistics it kept during training, "
               "before they are recomputed on clean unlabelled images (`bn_recalibrate`); shown, never chosen. "
               "pool = accuracy on the run's own unlabelled training images (transductive; the development measure "
               "recipes are compared on, since it never touches the test set).", "",
-              "| labels | split seed | accuracy % | running BN % | pool % | wall s | steps/s | load start/end | run |",
-              "|---|---|---|---|---|---|---|---|---|"]
+              "| labels | split seed | accuracy % | running BN % | pool % | wall s | steps/s | load start/end | machine "
+              "| run |", "|---|---|---|---|---|---|---|---|---|---|"]
     pct = lambda v: f"{100 * v:.2f}" if v is not None else "–"  # noqa: E731
     lines += [f"| {r['labels']} | {r['split_seed']} | {100 * r['test_accuracy']:.2f} | "
               f"{pct(r.get('test_accuracy_running_bn'))} | {pct(r.get('ulb_accuracy'))} | {r['wall_seconds']:.0f} | "
-              f"{r.get('steps_per_s') or '–'} | {r.get('load_start', '–')}/{r.get('load_end', '–')} | {r['run']} |"
+              f"{r.get('steps_per_s') or '–'} | {r.get('load_start', '–')}/{r.get('load_end', '–')} | "
+              f"{r.get('cpu') or '?'}{', ' + r['precision'] if r.get('precision') else ''} | {r['run']}"
+              f"{' (from ' + r['included_from'] + ')' if r.get('included_from') else ''} |"
               for r in sorted(rows, key=lambda r: (r["labels"], r["split_seed"]))]
     if summary:
         lines += ["", f"![accuracy vs labels]({name}.png)"]
@@ -182,11 +196,13 @@ def main() -> None:
     p.add_argument("--name", default="fewlabel", help="results file stem")
     p.add_argument("--notes", help="a Markdown file appended to the results under 'Notes' (what was learnt)")
     p.add_argument("--report-only", action="store_true", help="only collect finished runs under --runs")
+    p.add_argument("--include", action="append", default=[],
+                   help="add the runs of an earlier results .json (marked with its machine and file)")
     args = p.parse_args()
     started = {"load_start": [round(v, 2) for v in os.getloadavg()]}
     if args.report_only:
         rows = [r for f in sorted(Path(args.runs).glob("*")) if (r := collect_one(f))]
-        return write(args, rows, started)
+        return write(args, rows + [r for path in args.include for r in included(path)], started)
     from concurrent.futures import ThreadPoolExecutor, as_completed
 
     todo = [(n, d) for n in args.labels
