@@ -235,8 +235,9 @@ def test_stage_overrides_are_real_config_fields(tmp_path):
         return {f.name for f in fields(METHODS.info(method)["config"])}
 
     tables = [(classification.SETS["cnn"], "supervised"), (classification.SETS["mlp"], "supervised"),
-              (detector.SETS, "detector"), (fashion.SUP_SETS, "supervised"), (fashion.FEW_SETS, default_method()),
-              (gan.SETS, "gan"), (ssl.SETS, default_method()), (seed_report.ROTNET_SETS, "rotnet")]
+              (detector.SETS, "detector"), (fashion.SUP_SETS, "supervised"),
+              (fashion.FEW_SETS, default_method("fashion-mnist")), (gan.SETS, "gan"), (ssl.SETS, default_method()),
+              (seed_report.ROTNET_SETS, "rotnet")]
     for table, method in tables:
         for budget, sets in table.items():
             assert sets and set(sets) <= names(method), (method, budget, sets)

@@ -257,3 +257,28 @@ def test_width_widens_the_cnn_and_the_run_rebuilds_it(cli, tmp_path):
     code, _, err = cli("fewlabel", "--method", "fixmatch", "--budget", "smoke", "--set", "width=8",
                        "--set", "init=rotnet", "--out", tmp_path / "r")
     assert code == 2 and "leave width at 0" in err and not (tmp_path / "r").exists()
+
+
+def test_no_method_runs_the_datasets_recipe_under_budget_and_flags(cli, tmp_path):
+    """`fewlabel` without --method: FixMatch on digits, the clothes' recipe (FreeMatch, 15 epochs) on Fashion-MNIST;
+    the recipe sits under the budget preset and the command line, so those still win."""
+    from mnistlab.api import resolve_config
+    from mnistlab.commands.fewlabel import default_recipe
+
+    assert default_recipe("mnist") == ("fixmatch", {}) and default_recipe(None) == ("fixmatch", {})
+    method, recipe = default_recipe("fashion-mnist")
+    assert (method, recipe) == ("freematch", {"epochs": 15.0})
+    assert resolve_config(method, recipe=recipe).epochs == 15.0
+    assert resolve_config(method, budget="full", recipe=recipe).epochs == 30  # the budget preset wins
+    assert resolve_config(method, overrides={"epochs": 2.0}, recipe=recipe).epochs == 2.0
+    code, out, err = cli("fewlabel", "--dataset", "fashion-mnist", "--budget", "smoke", "--threads", 1,
+                         "--labels", 100, "--out", tmp_path / "f", "--json")
+    assert code == 0, err
+    cfg = json.loads((tmp_path / "f" / "config.json").read_text())
+    assert json.loads(out)["method"] == "freematch" and cfg["epochs"] == 15.0 and cfg["dataset"] == "fashion-mnist"
+    (tmp_path / "c.json").write_text(json.dumps({"dataset": "fashion-mnist"}))  # the dataset from a config file
+    code, out, err = cli("fewlabel", "--config", tmp_path / "c.json", "--budget", "smoke", "--threads", 1,
+                         "--labels", 100, "--set", "epochs=3", "--out", tmp_path / "g", "--json")
+    assert code == 0, err
+    assert json.loads(out)["method"] == "freematch"
+    assert json.loads((tmp_path / "g" / "config.json").read_text())["epochs"] == 3.0

@@ -12,12 +12,13 @@ from mnistlab.runs import Run, default_out
 
 
 def resolve_config(method: str, *, budget: str = "quick", config_file: str | None = None,
-                   overrides: dict[str, Any] | None = None):
-    """defaults < budget preset < config file < command line."""
+                   overrides: dict[str, Any] | None = None, recipe: dict[str, Any] | None = None):
+    """defaults < recipe (a dataset's best settings, `mnistlab fewlabel` without --method) < budget preset < config
+    file < command line."""
     cls = METHODS.info(method)["config"]
     budgets = METHODS.info(method).get("budgets", {})
     layers_first = merge(cls, {"budget": budget}, load_config_file(config_file), overrides or {})
-    return merge(cls, budgets.get(layers_first.budget, {}), {"budget": layers_first.budget},
+    return merge(cls, recipe or {}, budgets.get(layers_first.budget, {}), {"budget": layers_first.budget},
                  load_config_file(config_file), overrides or {})
 
 
@@ -38,10 +39,10 @@ def check_names(cfg, model_options=None) -> None:
 
 def train(method: str, *, command: str, out: str | os.PathLike | None = None, resume: bool = False,
           budget: str = "quick", config_file: str | None = None,
-          overrides: dict[str, Any] | None = None) -> tuple[Path, dict]:
+          overrides: dict[str, Any] | None = None, recipe: dict[str, Any] | None = None) -> tuple[Path, dict]:
     """Run `method` into a run folder; returns (folder, final metrics). A finished folder + resume → its metrics."""
     entry = METHODS.get(method)
-    cfg = resolve_config(method, budget=budget, config_file=config_file, overrides=overrides)
+    cfg = resolve_config(method, budget=budget, config_file=config_file, overrides=overrides, recipe=recipe)
     check_names(cfg, METHODS.info(method).get("model_options"))
     out = Path(out) if out else default_out(command, method)
     rank = int(os.environ.get("RANK", "0"))

@@ -48,14 +48,15 @@ def overrides(args: argparse.Namespace, keys: tuple[str, ...] = ()) -> dict:
     return out
 
 
-def run_training(args: argparse.Namespace, method: str, *, command: str, keys: tuple[str, ...] = ()) -> int:
+def run_training(args: argparse.Namespace, method: str, *, command: str, keys: tuple[str, ...] = (),
+                 recipe: dict | None = None) -> int:
     from mnistlab import api
     from mnistlab.errors import MnistlabError
 
     if args.resume and not args.out:
         raise MnistlabError("--resume needs --out DIR (the run folder to continue)")
     out, metrics = api.train(method, command=command, out=args.out, resume=args.resume, budget=args.budget,
-                             config_file=args.config, overrides=overrides(args, keys))
+                             config_file=args.config, overrides=overrides(args, keys), recipe=recipe)
     if int(os.environ.get("RANK", "0")) == 0:  # under torchrun, one process speaks
         print_metrics(out, metrics, as_json=args.json)
     return 0

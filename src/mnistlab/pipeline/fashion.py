@@ -30,7 +30,7 @@ def stage(ctx: Context) -> dict:
     m = metrics(sup)
     rows.append(["supervised (60k labels)", model_of(sup), m.get("test_accuracy"), m.get("wall_seconds")])
     figs += figures(sup, ctx.dir, names=["learning_curves.png", "confusion.png"], prefix="supervised: ")
-    method = default_method()
+    method = default_method("fashion-mnist")  # its budget presets and FEW_SETS set the schedule
     n = 100 if ctx.budget == "smoke" else 1000  # smoke runs train on a small subset: 10 labels per class fit
     fl = ctx.dir / f"fewlabel-{method}-{n}"
     ctx.cli("fewlabel", "--dataset", "fashion-mnist", "--method", method, "--labels", n, "--split-seed", 0,
