@@ -135,9 +135,11 @@ def write(args, rows: list[dict], started: dict) -> None:
             "cpu": cpu_name(), "cpu_count": os.cpu_count(), "threads": args.threads or "torch default",
             "command": "python benchmarks/fewlabel.py " + " ".join(sys.argv[1:]), **started,
             "load_end": [round(v, 2) for v in os.getloadavg()],
-            "note": f"{args.jobs} run(s) at a time on the {os.cpu_count()} cores, each with --threads "
-                    f"{args.threads or 'default'}; the load averages show anything else that ran. steps/s lets an "
-                    "uncontended time be estimated. No selection on the test set: final EMA model per run."}
+            "note": ("Rebuilt from finished run folders (--report-only): how they ran is in each run's command "
+                     "and under Notes" if args.report_only else
+                     f"{args.jobs} run(s) at a time on the {os.cpu_count()} cores, each with --threads "
+                     f"{args.threads or 'default'}") + "; the load averages show anything else that ran. steps/s "
+                    "lets an uncontended time be estimated. No selection on the test set: final EMA model per run."}
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / f"{name}.json").write_text(json.dumps({"meta": meta, "summary": summary, "runs": rows}, indent=1))
     if summary:
