@@ -282,3 +282,6 @@ def test_no_method_runs_the_datasets_recipe_under_budget_and_flags(cli, tmp_path
     assert code == 0, err
     assert json.loads(out)["method"] == "freematch"
     assert json.loads((tmp_path / "g" / "config.json").read_text())["epochs"] == 3.0
+    (tmp_path / "bad.json").write_text(json.dumps({"dataset": ["fashion-mnist"]}))  # not a name: one line, no folder
+    code, _, err = cli("fewlabel", "--config", tmp_path / "bad.json", "--budget", "smoke", "--out", tmp_path / "b")
+    assert code == 2 and "unknown dataset" in err and len(err.strip().splitlines()) == 1 and not (tmp_path / "b").exists()

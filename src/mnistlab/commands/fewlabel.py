@@ -19,21 +19,20 @@ RECIPES = {
 }
 
 
-def default_method(dataset: str | None = None) -> str:
-    """The method `fewlabel` runs without --method: the dataset's recipe, else the first of DEFAULT_ORDER."""
-    if dataset in RECIPES and RECIPES[dataset][0] in METHODS:
-        return RECIPES[dataset][0]
+def default_recipe(dataset: str | None = None) -> tuple[str, dict]:
+    """(method, config fields) that `fewlabel` runs without --method: the dataset's recipe, else the first
+    registered method of DEFAULT_ORDER with its own defaults."""
+    method, fields = RECIPES.get(dataset, (None, {}))
+    if method in METHODS:
+        return method, dict(fields)
     for name in DEFAULT_ORDER:
         if name in METHODS:
-            return name
+            return name, {}
     raise MnistlabError("no few-label method is registered")
 
 
-def default_recipe(dataset: str | None = None) -> tuple[str, dict]:
-    """(method, config fields) that `fewlabel` runs on `dataset` without --method."""
-    method = default_method(dataset)
-    recipe = RECIPES.get(dataset)
-    return method, (dict(recipe[1]) if recipe and recipe[0] == method else {})
+def default_method(dataset: str | None = None) -> str:
+    return default_recipe(dataset)[0]
 
 
 def _run(args) -> int:
@@ -43,7 +42,8 @@ def _run(args) -> int:
             raise MnistlabError(f"unknown few-label method {method!r}; valid: {', '.join(methods_for('fewlabel'))}")
     else:  # the dataset may come from --dataset / --set (which win) or a --config file
         dataset = overrides(args, KEYS).get("dataset") or load_config_file(args.config).get("dataset")
-        method, recipe = default_recipe(dataset)
+        # a dataset that is not a name (a list in a config file…) picks no recipe; the config check then refuses it
+        method, recipe = default_recipe(dataset if isinstance(dataset, str) else None)
     return run_training(args, method, command="fewlabel", keys=KEYS, recipe=recipe)
 
 
