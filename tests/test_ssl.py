@@ -285,3 +285,61 @@ def test_no_method_runs_the_datasets_recipe_under_budget_and_flags(cli, tmp_path
     (tmp_path / "bad.json").write_text(json.dumps({"dataset": ["fashion-mnist"]}))  # not a name: one line, no folder
     code, _, err = cli("fewlabel", "--config", tmp_path / "bad.json", "--budget", "smoke", "--out", tmp_path / "b")
     assert code == 2 and "unknown dataset" in err and len(err.strip().splitlines()) == 1 and not (tmp_path / "b").exists()
+
+
+def test_refine_set_adds_the_true_labels_at_their_share():
+    import numpy as np
+
+    from mnistlab.methods._refine import LABEL_SHARE, refine_set
+
+    ulb, lab = np.arange(10, 1010), np.arange(10)
+    pseudo, y_lab = np.full(1000, 3), np.arange(10)
+    idx, y = refine_set(pseudo, ulb, lab, y_lab)
+    repeat = round(LABEL_SHARE * 1000 / 10)  # 4
+    assert len(idx) == len(y) == 1000 + 10 * repeat
+    assert (y[:1000] == 3).all() and (idx[:1000] == ulb).all()  # every unlabelled image, with its pseudo-label
+    assert (idx[1000:] < 10).all() and (y[1000:] == idx[1000:]).all()  # the labelled ones keep their true label
+    assert np.bincount(idx[1000:]).tolist() == [repeat] * 10
+    idx, _ = refine_set(np.zeros(5, int), np.arange(5), np.arange(100, 200), np.zeros(100, int))
+    assert len(idx) == 105  # more labels than unlabelled images: each labelled image once
+
+
+def test_self_train_fine_tunes_a_frozen_model_and_leaves_it_frozen(tmp_path):
+    import numpy as np
+
+    from mnistlab.methods._refine import self_train
+    from mnistlab.methods.fixmatch import FixMatchConfig
+    from mnistlab.runs import Run
+
+    torch.manual_seed(0)
+    model = EMA(create_model("cnn-small")).module  # frozen, like the EMA model the SSL stage hands over
+    before = [p.detach().clone() for p in model.parameters()]
+    x = torch.randint(0, 256, (200, 1, 28, 28), dtype=torch.uint8)
+    y = torch.randint(0, 10, (200,))
+    cfg = FixMatchConfig(refine_epochs=1.0, refine_batch=32, refine_lr=0.05)
+    run = Run(tmp_path / "r")
+    bn_x = x[20:].float() / 255
+    out = self_train(model, run=run, x_all=x, y_all=y, lab_idx=np.arange(20), ulb_idx=np.arange(20, 200), cfg=cfg,
+                     spec={}, precision="fp32", flip=False, shift_only=False, bn_x=bn_x, resume=False)
+    assert out["refine_set"] == 180 + 20 and out["refine_steps"] == cfg.refine_rounds * round(200 / 32)
+    assert cfg.refine_rounds == 3 and {"refine1.safetensors", "refine3.safetensors"} <= run.checkpoints
+    assert 0 <= out["refine_pseudo_accuracy"] <= 1 and 0.1 <= out["refine_pseudo_confidence"] <= 1
+    assert any(not torch.equal(a, b) for a, b in zip(before, model.parameters()))
+    assert all(torch.isfinite(p).all() and not p.requires_grad for p in model.parameters())
+    assert not model.training
+
+
+def test_refine_pass_is_reported_beside_the_model_before_it(cli, tmp_path):
+    runs = {}
+    for name, extra in (("on", []), ("off", ["--set", "refine_epochs=0"])):
+        code, out, err = cli("fewlabel", "--method", "fixmatch", "--budget", "smoke", "--threads", 1, *extra,
+                             "--out", tmp_path / name, "--json")
+        assert code == 0, err
+        runs[name] = json.loads(out)
+    on, off = runs["on"], runs["off"]
+    assert on["refine_epochs"] == 2.0 and on["refine_rounds"] == 1 and on["refine_steps"] > 0
+    # the same SSL stage (same seeds), so the model before the pass is the refine-free run's model
+    assert on["test_before_refine_accuracy"] == off["test_accuracy"]
+    assert off["refine_epochs"] == 0 and "refine_steps" not in off and "test_before_refine_accuracy" not in off
+    # each round's resumable state is dropped when the run finishes
+    assert sorted(p.name for p in (tmp_path / "on").glob("*.safetensors")) == ["model.safetensors"]

@@ -11,7 +11,7 @@ from mnistlab.pipeline._sections import figures, metrics, per_class_table
 # label smoothing, mirror test-time averaging); `quick` trains it 4 epochs at the default width, `full` as benchmarked.
 CLOTHES = {"degrees": 0, "zoom": 0, "translate": 0, "shift": 2, "label_smoothing": 0.1, "tta": "true"}
 SUP_SETS = {"quick": {"epochs": 4, **CLOTHES}, "full": {"epochs": 10, "width": 48, **CLOTHES}}
-FEW_SETS = {"quick": {"steps": 800}}
+FEW_SETS = {"quick": {"steps": 800, "refine_rounds": 1, "refine_epochs": 1.0}}  # one short self-training round
 
 
 def model_of(run_dir) -> str | None:
