@@ -76,6 +76,8 @@ def collect_one(folder: Path) -> dict | None:
                                                "dist_align", "teacher", "ema", "steps", "epochs", "strong_affine",
                                                "init", "bn_recalibrate", "selection")},
             "test_accuracy_running_bn": m.get("test_running_bn_accuracy"), "ulb_accuracy": m.get("ulb_accuracy"),
+            "test_accuracy_before_refine": m.get("test_before_refine_accuracy"), "refine_rounds": m.get("refine_rounds"),
+            "ulb_accuracy_before_refine": m.get("refine_pseudo_accuracy"),
             "cpu": env.get("cpu"), "precision": m.get("precision")}
 
 
@@ -161,12 +163,15 @@ def write(args, rows: list[dict], started: dict) -> None:
     lines += ["", "## Runs", "", "running BN = the same EMA model with the batch-norm statistics it kept during training, "
               "before they are recomputed on clean unlabelled images (`bn_recalibrate`); shown, never chosen. "
               "pool = accuracy on the run's own unlabelled training images (transductive; the development measure "
-              "recipes are compared on, since it never touches the test set).", "",
-              "| labels | split seed | accuracy % | running BN % | pool % | wall s | steps/s | load start/end | machine "
-              "| run |", "|---|---|---|---|---|---|---|---|---|---|"]
+              "recipes are compared on, since it never touches the test set). before refine = the SSL model before the "
+              "self-training refine rounds (`refine_rounds`), on the test set and on the pool (the pool figure after "
+              "refine is flattered: the refine rounds train on the pool's pseudo-labels).", "",
+              "| labels | split seed | accuracy % | before refine % | running BN % | pool % | pool before refine % "
+              "| wall s | steps/s | load start/end | machine | run |", "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     pct = lambda v: f"{100 * v:.2f}" if v is not None else "–"  # noqa: E731
     lines += [f"| {r['labels']} | {r['split_seed']} | {100 * r['test_accuracy']:.2f} | "
-              f"{pct(r.get('test_accuracy_running_bn'))} | {pct(r.get('ulb_accuracy'))} | {r['wall_seconds']:.0f} | "
+              f"{pct(r.get('test_accuracy_before_refine'))} | {pct(r.get('test_accuracy_running_bn'))} | "
+              f"{pct(r.get('ulb_accuracy'))} | {pct(r.get('ulb_accuracy_before_refine'))} | {r['wall_seconds']:.0f} | "
               f"{r.get('steps_per_s') or '–'} | {r.get('load_start', '–')}/{r.get('load_end', '–')} | "
               f"{r.get('cpu') or '?'}{', ' + r['precision'] if r.get('precision') else ''} | {r['run']}"
               f"{' (from ' + r['included_from'] + ')' if r.get('included_from') else ''} |"
