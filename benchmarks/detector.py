@@ -71,7 +71,7 @@ def collect(out: Path) -> tuple[dict | None, dict]:
         cfg = fileio.read_json(out / "config.json")
         hist = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines() if line.strip()]
         from mnistlab.models import count_params, create_model
-        from mnistlab.train import resolve_precision
+        from mnistlab.precision import resolve_precision
 
         m = {"run": str(out), "accuracy": float((pred == lab).mean()), "digit_recall": float(pred[lab].mean()),
              "nondigit_recall": float(1 - pred[~lab].mean()), "val_accuracy": thr["val_accuracy"],

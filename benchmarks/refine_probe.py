@@ -33,7 +33,7 @@ from mnistlab.data.preprocess import as_tensor  # noqa: E402
 from mnistlab.methods._refine import self_train  # noqa: E402
 from mnistlab.methods.fixmatch import FixMatchConfig  # noqa: E402
 from mnistlab.runs import Run, load_run  # noqa: E402
-from mnistlab.train import resolve_precision, setup_threads  # noqa: E402
+from mnistlab.precision import resolve_precision, setup_threads  # noqa: E402
 
 HELD_OUT = 10_000
 

@@ -145,7 +145,7 @@ def pretext_by_digit(info: dict, binarize: int) -> dict:
     from mnistlab.data import load_dataset
     from mnistlab.methods.rotnet import rotation_accuracy_by_class
     from mnistlab.runs import load_model
-    from mnistlab.train import resolve_precision
+    from mnistlab.precision import resolve_precision
 
     model, _ = load_model(info["dir"])
     ds = load_dataset(info["config"]["dataset"])

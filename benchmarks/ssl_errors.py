@@ -23,7 +23,7 @@ from mnistlab import infer  # noqa: E402
 from mnistlab.data import load_dataset  # noqa: E402
 from mnistlab.report import plots  # noqa: E402
 from mnistlab.runs import load_run  # noqa: E402
-from mnistlab.train import resolve_precision  # noqa: E402
+from mnistlab.precision import resolve_precision  # noqa: E402
 
 
 def pool_errors(folder: Path, *, precision: str) -> dict:

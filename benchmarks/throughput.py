@@ -30,7 +30,7 @@ from mnistlab import fileio  # noqa: E402
 from mnistlab.data import load_dataset  # noqa: E402
 from mnistlab.models import count_params, create_model  # noqa: E402
 from mnistlab.runs import cpu_name  # noqa: E402
-from mnistlab.train import autocast, cpu_has_bf16, resolve_precision  # noqa: E402
+from mnistlab.precision import autocast, cpu_has_bf16, resolve_precision  # noqa: E402
 from _machine import git_sha  # noqa: E402
 
 SETTINGS = [("fp32", False), ("fp32", True), ("bf16", False), ("bf16", True)]  # (precision, channels_last)

@@ -151,9 +151,9 @@ def test_smoke_cgan_train_sample_eval(cli, tmp_path, monkeypatch):
 
 
 def test_unfinished_run_is_evaluated_from_its_checkpoint(tmp_path):
-    from mnistlab.models.gan import load_generator
+    from mnistlab.runs import load_generator
     from mnistlab.runs import Run
-    from mnistlab.train import save_checkpoint
+    from mnistlab.runs import save_checkpoint
 
     from mnistlab.config import to_dict
     from mnistlab.methods.gan import CGANConfig

@@ -25,7 +25,7 @@ def _keep_torch_threads():
 def trained(tmp_path_factory):
     """A smoke-budget classifier run, and the MNIST test images it is applied to."""
     from mnistlab import api
-    from mnistlab.train import setup_threads
+    from mnistlab.precision import setup_threads
 
     threads = torch.get_num_threads()
     setup_threads(1)

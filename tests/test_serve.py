@@ -352,7 +352,8 @@ def gan_client(runs):
 
 
 def test_gan_samples(gan_client, runs):
-    from mnistlab.models.gan import load_generator, sample
+    from mnistlab.models.gan import sample
+    from mnistlab.runs import load_generator
 
     assert gan_client.get("/api/models").json()["gan"]["conditional"] is True
     r = gan_client.get("/api/gan/sample?digit=3&n=5&seed=7")

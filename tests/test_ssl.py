@@ -9,7 +9,8 @@ from mnistlab.data import augment
 from mnistlab.data.randaugment import strong_view, weak_view
 from mnistlab.methods import METHODS
 from mnistlab.methods._ema import EMA, teacher_batch_stats
-from mnistlab.methods.fixmatch import SSLState, align, pseudo_labels, ssl_loss
+from mnistlab.methods.fixmatch import FixedThreshold, SSLState, align, ssl_loss
+from mnistlab.methods.freematch import adaptive_mask
 from mnistlab.models import create_model
 
 SSL_METHODS = ["fixmatch", "freematch"]
@@ -18,15 +19,14 @@ SSL_METHODS = ["fixmatch", "freematch"]
 def test_fixed_threshold_mask_and_labels_on_hand_made_logits():
     big = 10.0
     probs = torch.tensor([[big, 0, 0], [0, 0.1, 0], [0, 0, big]]).softmax(1)
-    lab, mask = pseudo_labels(probs, mode="fixed", threshold=0.95)
+    lab, mask = FixedThreshold().select(None, probs, 0.95)
     assert lab.tolist() == [0, 1, 2] and mask.tolist() == [1.0, 0.0, 1.0]
 
 
 def test_adaptive_threshold_scales_by_class_mean():
     probs = torch.tensor([[0.6, 0.3, 0.1], [0.1, 0.55, 0.35]])
     # class 0 is predicted often (p̃ = 0.6), class 1 rarely (0.3): τ(0) = 0.7, τ(1) = 0.7 · 0.3 / 0.6 = 0.35
-    lab, mask = pseudo_labels(probs, mode="adaptive", threshold=0.95, time_p=torch.tensor(0.7),
-                              p_local=torch.tensor([0.6, 0.3, 0.1]))
+    lab, mask = adaptive_mask(probs, time_p=torch.tensor(0.7), p_local=torch.tensor([0.6, 0.3, 0.1]))
     assert lab.tolist() == [0, 1] and mask.tolist() == [0.0, 1.0]
 
 

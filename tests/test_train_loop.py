@@ -12,7 +12,8 @@ import torch
 
 from mnistlab.errors import MnistlabError, TrainingDiverged
 from mnistlab.runs import Run
-from mnistlab.train import Batcher, checkpoint_meta, fit
+from mnistlab.train import Batcher, fit
+from mnistlab.runs import checkpoint_meta
 
 SMALL = ["--budget", "smoke", "--threads", "1", "--epochs", "3", "--set", "ckpt_every=2", "--set", "test_subset=200"]
 TIMING = {"seconds", "wall_seconds"}  # the only fields allowed to differ between two runs of the same config
@@ -174,7 +175,7 @@ def test_corrupt_checkpoint_is_a_clear_error(tmp_path):
     # a checkpoint of another model
     other = Run(tmp_path / "o")
     torch.manual_seed(0)
-    from mnistlab.train import save_checkpoint
+    from mnistlab.runs import save_checkpoint
 
     save_checkpoint(other.path("checkpoint.safetensors"), torch.nn.Linear(2, 2), {},
                     {"step": 1, "history": [], "sums": {}, "count": 0, "train_seconds": 0.0})

@@ -8,6 +8,7 @@ from typing import Any
 from mnistlab.config import load_config_file, merge
 from mnistlab.errors import MnistlabError, TrainingDiverged
 from mnistlab.methods import METHODS
+from mnistlab.precision import resolve_device, resolve_precision
 from mnistlab.runs import Run, default_out
 
 
@@ -37,6 +38,12 @@ def check_names(cfg, model_options=None) -> None:
             check_options(cfg.model, model_options(cfg))
 
 
+def check_device(cfg) -> dict[str, str]:
+    """{device, precision} as the run will resolve them (mnistlab.precision), or one MnistlabError."""
+    device = resolve_device(getattr(cfg, "device", "auto"))
+    return {"device": str(device), "precision": resolve_precision(getattr(cfg, "precision", "auto"), device)}
+
+
 def train(method: str, *, command: str, out: str | os.PathLike | None = None, resume: bool = False,
           budget: str = "quick", config_file: str | None = None,
           overrides: dict[str, Any] | None = None, recipe: dict[str, Any] | None = None) -> tuple[Path, dict]:
@@ -44,6 +51,7 @@ def train(method: str, *, command: str, out: str | os.PathLike | None = None, re
     entry = METHODS.get(method)
     cfg = resolve_config(method, budget=budget, config_file=config_file, overrides=overrides, recipe=recipe)
     check_names(cfg, METHODS.info(method).get("model_options"))
+    where = check_device(cfg)  # an unknown or absent device: one line, before any folder is made
     out = Path(out) if out else default_out(command, method)
     rank = int(os.environ.get("RANK", "0"))
     run = Run(out, resume=resume, writer=rank == 0)
@@ -53,7 +61,7 @@ def train(method: str, *, command: str, out: str | os.PathLike | None = None, re
 
             return run.dir, read_json(run.path("metrics.json"))
         try:
-            run.start(cfg, command=command, method=method)
+            run.start(cfg, command=command, method=method, resolved=where)
             metrics = entry(cfg, run, resume=resume)
         except TrainingDiverged:
             raise  # its folder keeps the last good checkpoint and the log: what the user needs to see why

@@ -26,7 +26,8 @@ class TrainConfig:
     model: str = "cnn"
     seed: int = 0  # training seed: init, batch order, augmentation, dropout
     budget: str = "quick"  # smoke (seconds, tests) | quick (default) | full (benchmarks)
-    precision: str = "auto"  # auto | bf16 | fp32 (auto = bf16 autocast where the CPU has AMX/AVX512-bf16; channels_last always)
+    device: str = "auto"  # auto | cpu | cuda | cuda:N | mps (auto = cuda, else mps, else cpu); mnistlab.precision
+    precision: str = "auto"  # auto | bf16 | fp16 | fp32: per device, see mnistlab.precision
     batch_size: int = 128
     epochs: float = 10.0
     lr: float = 1e-3
@@ -93,7 +94,7 @@ def merge(cls: type, *layers: dict[str, Any]) -> Any:
 POSITIVE = ("batch_size", "epochs")
 NON_NEGATIVE = ("lr", "weight_decay", "ckpt_every", "threads", "train_subset", "test_subset",
                 "seed", "split_seed", "data_seed")  # numpy's generators take no negative seed
-PRECISIONS = ("auto", "bf16", "fp32")
+PRECISIONS = ("auto", "bf16", "fp16", "fp32")
 
 
 def check_ranges(cfg: Any) -> None:
@@ -109,6 +110,8 @@ def check_ranges(cfg: Any) -> None:
             raise MnistlabError(f"{name} must be in {lo:g}…{hi:g}, got {getattr(cfg, name)}")
     if hasattr(cfg, "precision") and cfg.precision not in PRECISIONS:
         raise MnistlabError(f"unknown precision {cfg.precision!r}; valid: {', '.join(PRECISIONS)}")
+    if not isinstance(getattr(cfg, "device", "auto"), str):
+        raise MnistlabError(f"device must be a name (auto, cpu, cuda, cuda:N, mps), got {cfg.device!r}")
 
 
 def parse_sets(items: list[str] | None) -> dict[str, str]:

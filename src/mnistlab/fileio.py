@@ -11,7 +11,7 @@ import tempfile
 from pathlib import Path
 from typing import Any, Iterator
 
-from safetensors import SafetensorError
+from safetensors import SafetensorError, safe_open
 
 from mnistlab.errors import MnistlabError
 
@@ -106,6 +106,27 @@ def read_json(path: str | os.PathLike, kind: type | None = dict) -> Any:
 
 
 _KINDS = {dict: "object", list: "array"}
+
+
+def read_safetensors(path: str | os.PathLike, *, missing: str, meta_key: str | None = None, prefix: str = "",
+                     tensors: bool = True, what: str = "", hint: str = "") -> tuple[dict, Any]:
+    """THE reader of mnistlab's safetensors files → ({name: tensor on cpu}, metadata), with one error path.
+
+    Tensors always load to the CPU (the `map_location` of a checkpoint written on a GPU); `prefix` keeps only the
+    names that start with it (stripped); `tensors=False` reads the metadata alone. `meta_key`: the metadata entry
+    that holds JSON, returned parsed (else the raw {str: str} metadata). A missing file is `missing`; anything
+    unreadable is "PATH: unreadable<what> (reason)<hint>"."""
+    try:
+        with safe_open(str(path), "pt", device="cpu") as f:
+            meta = f.metadata() or {}
+            if meta_key is not None:
+                meta = json.loads(meta[meta_key])
+            out = {k[len(prefix):]: f.get_tensor(k) for k in f.keys() if k.startswith(prefix)} if tensors else {}
+    except FileNotFoundError:
+        raise MnistlabError(missing) from None
+    except (SafetensorError, OSError, ValueError, KeyError, TypeError) as e:  # JSONDecodeError is a ValueError
+        raise MnistlabError(f"{path}: unreadable{what} ({e}){hint}") from None
+    return out, meta
 
 
 def _jsonable(o: Any) -> Any:

@@ -6,7 +6,7 @@ import torch
 
 from mnistlab.data.preprocess import as_tensor, preprocess
 from mnistlab.errors import MnistlabError
-from mnistlab.train import autocast, channels_last
+from mnistlab.precision import autocast, channels_last, module_device
 
 
 def mirror_tta(fn, xb: torch.Tensor, spec: dict | None) -> torch.Tensor:
@@ -36,18 +36,18 @@ def tta_rule(setting: bool | str, ds) -> str:
 
 @torch.no_grad()
 def batched(fn, x: np.ndarray | torch.Tensor, *, spec: dict | None = None, precision: str = "fp32",
-            batch_size: int = 128) -> np.ndarray:
-    """Apply `fn` (float batch → tensor) to uint8 images (N, C, H, W) in chunks; returns float32 numpy.
+            batch_size: int = 128, device: torch.device | str = "cpu") -> np.ndarray:
+    """Apply `fn` (float batch → tensor) to uint8 images (N, C, H, W) in chunks, on `device`; float32 numpy.
 
     Chunks of 128: the `cnn`'s activations then stay in cache — 1.65× the throughput of chunks of 2000 on the AVX2
     EPYC (6000 test images, 4 repeats: 3.6 s vs 6.1 s; 256 → 5.0 s, 64 → 3.8 s)."""
     x = as_tensor(x)
     outs = []
     for i in range(0, len(x), batch_size):
-        xb = channels_last(preprocess(x[i: i + batch_size], spec))
-        with autocast(precision):
+        xb = channels_last(preprocess(x[i: i + batch_size].to(device), spec))
+        with autocast(precision, device):
             outs.append(mirror_tta(fn, xb, spec).float())
-    return torch.cat(outs).numpy() if outs else np.zeros((0,), np.float32)
+    return torch.cat(outs).cpu().numpy() if outs else np.zeros((0,), np.float32)
 
 
 def logits(model: torch.nn.Module, x, **kw) -> np.ndarray:
@@ -55,7 +55,7 @@ def logits(model: torch.nn.Module, x, **kw) -> np.ndarray:
     was = model.training
     model.eval()
     try:
-        return batched(model, x, **kw)
+        return batched(model, x, device=module_device(model), **kw)
     finally:
         model.train(was)
 
@@ -65,6 +65,6 @@ def embeddings(model: torch.nn.Module, x, **kw) -> np.ndarray:
     was = model.training
     model.eval()
     try:
-        return batched(model.embed, x, **kw)
+        return batched(model.embed, x, device=module_device(model), **kw)
     finally:
         model.train(was)

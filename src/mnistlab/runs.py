@@ -27,10 +27,14 @@ from typing import Any
 
 import numpy as np
 import torch
+from safetensors.torch import save_file
 
 from mnistlab import __version__, fileio
 from mnistlab.config import to_dict
+from mnistlab.data import load_dataset
 from mnistlab.errors import MnistlabError
+from mnistlab.models import check_spec, create_model
+from mnistlab.models.gan import Generator, build_generator, check_gan_spec, gan_spec, recalibrate_bn
 
 REPO = Path(__file__).resolve().parents[2]
 LOCK = ".run.lock"
@@ -170,14 +174,15 @@ class Run:
     def finished(self) -> bool:
         return (self.dir / "metrics.json").exists()
 
-    def start(self, cfg: Any, *, command: str, method: str | None = None) -> None:
+    def start(self, cfg: Any, *, command: str, method: str | None = None, resolved: dict[str, Any] | None = None) -> None:
+        """Write config.json and env.json (+ `resolved`: what the run resolved, e.g. its device and precision)."""
         if not self.writer:
             return
         conf = {"command": command, "method": method, **(to_dict(cfg) if not isinstance(cfg, dict) else cfg)}
         old = self.dir / "config.json"
         if old.exists():
             prev = fileio.read_json(old)  # an object, else one error
-            ignore = {"resume", "threads"}
+            ignore = {"resume", "threads", "device"}  # a run may continue on another device
             # a setting the old run did not have yet (added to the code since) counts as its default, so an
             # interrupted run still resumes after an upgrade; where the default is not the old behaviour, the config
             # class says in LEGACY what the old runs did
@@ -192,15 +197,16 @@ class Run:
         env = self.dir / "env.json"
         if self.resume and env.exists():  # keep the original record; note who continued it
             prev_env = fileio.read_json(env)
-            now = env_info()
-            prev_env.setdefault("resumed", []).append({k: now[k] for k in ("date", "git_sha", "git_dirty")})
+            now = {**env_info(), **(resolved or {})}
+            prev_env.setdefault("resumed", []).append({k: now[k] for k in ("date", "git_sha", "git_dirty", "device")
+                                                       if k in now})
             fileio.write_json(env, prev_env)
         else:
             # a fresh start in an unfinished folder: drop what the interrupted attempt left
             (self.dir / "metrics.jsonl").unlink(missing_ok=True)
             for ck in self.dir.glob("checkpoint*.safetensors"):
                 ck.unlink()
-            fileio.write_json(env, env_info())
+            fileio.write_json(env, {**env_info(), **(resolved or {})})
         fileio.write_json(old, conf)
 
     # ---------------------------------------------------------------------------------------------- artefacts
@@ -255,8 +261,6 @@ class Run:
         step 0, no metrics.json), so a bad setting leaves nothing behind to block the next try. → removed?"""
         if not (self.writer and getattr(self, "fresh", False) and self.dir.is_dir()) or self.finished:
             return False
-        from mnistlab.train import checkpoint_meta
-
         for ck in self.dir.glob("checkpoint*.safetensors"):
             try:
                 meta = checkpoint_meta(ck)
@@ -276,8 +280,6 @@ class Run:
 
     def save_model(self, model: torch.nn.Module, spec: dict[str, Any], name: str = "model") -> None:
         """Weights as safetensors + `name.json` = how to rebuild (`models.create_model(**spec)`)."""
-        from safetensors.torch import save_file
-
         if not self.writer:
             return
         tensors = {k: v.detach().cpu().contiguous().clone() for k, v in model.state_dict().items()}
@@ -297,6 +299,74 @@ class Run:
         return metrics
 
 
+# ------------------------------------------------------------------------------------------------ checkpoints
+
+CKPT = "checkpoint.safetensors"
+_CKPT_ERR = {"what": " checkpoint", "hint": "; delete it to start over"}
+
+
+def save_checkpoint(path: Path, module: torch.nn.Module, optimizers: dict[str, torch.optim.Optimizer],
+                    meta: dict[str, Any]) -> None:
+    """Module + optimiser state in one safetensors file (JSON metadata for the rest); replaced atomically. Tensors
+    are copied to the CPU, so the file loads on any device."""
+    tensors = {f"model/{k}": v.detach().cpu().contiguous().clone() for k, v in module.state_dict().items()}
+    opt_meta = {}
+    for name, opt in optimizers.items():
+        sd = opt.state_dict()
+        scalars: dict[str, dict[str, Any]] = {}
+        for pid, st in sd["state"].items():
+            for key, val in st.items():
+                if torch.is_tensor(val):
+                    tensors[f"opt/{name}/{pid}/{key}"] = val.detach().cpu().contiguous().clone()
+                else:
+                    scalars.setdefault(str(pid), {})[key] = val
+        opt_meta[name] = {"param_groups": sd["param_groups"], "scalars": scalars}
+    with fileio.atomic_path(path) as tmp:
+        save_file(tensors, str(tmp), metadata={"meta": json.dumps({**meta, "optimizers": opt_meta},
+                                                                   default=fileio._jsonable)})
+
+
+def checkpoint_meta(path: Path) -> dict:
+    """The JSON metadata of a checkpoint (step, history, …) without loading its tensors."""
+    return fileio.read_safetensors(path, missing=f"missing checkpoint {path}", meta_key="meta", tensors=False,
+                                   **_CKPT_ERR)[1]
+
+
+def _check_loop_meta(meta: Any) -> None:
+    """The loop's own bookkeeping, in the types it writes (a hand-edited or foreign file fails here, not mid-run)."""
+    for key, kind in (("step", int), ("history", list), ("sums", dict), ("count", (int, float)),
+                      ("train_seconds", (int, float))):
+        if key not in meta:
+            raise KeyError(key)
+        if not isinstance(meta[key], kind) or isinstance(meta[key], bool) or (key == "step" and meta[key] < 0):
+            raise TypeError(f"{key} is {type(meta[key]).__name__} {meta[key]!r:.40}")
+    if not all(isinstance(r, dict) for r in meta["history"]):
+        raise TypeError("history holds non-records")
+
+
+def load_checkpoint(path: Path, module: torch.nn.Module, optimizers: dict[str, torch.optim.Optimizer]) -> dict:
+    """Restore module + optimisers from `save_checkpoint`'s file (read on the CPU; `load_state_dict` copies each
+    tensor to the device of the module's / optimiser's own); returns its metadata."""
+    tensors, meta = fileio.read_safetensors(path, missing=f"missing checkpoint {path}", meta_key="meta", **_CKPT_ERR)
+    try:
+        module.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model/")})
+        for name, opt in optimizers.items():
+            om = meta["optimizers"][name]
+            state: dict[int, dict[str, Any]] = {}
+            for k, v in tensors.items():
+                if k.startswith(f"opt/{name}/"):
+                    _, _, pid, key = k.split("/", 3)
+                    state.setdefault(int(pid), {})[key] = v
+            for pid, sc in om["scalars"].items():
+                state.setdefault(int(pid), {}).update(sc)
+            opt.load_state_dict({"state": state, "param_groups": om["param_groups"]})
+        _check_loop_meta(meta)
+    except (RuntimeError, KeyError, ValueError, TypeError) as e:
+        msg = str(e).splitlines()[0] if str(e) else type(e).__name__
+        raise MnistlabError(f"{path}: checkpoint does not fit this run ({msg}); delete it to start over") from None
+    return meta
+
+
 @dataclass
 class LoadedRun:
     dir: Path
@@ -314,21 +384,12 @@ def check_finite(state: dict[str, torch.Tensor], where: Path) -> None:
 
 
 def load_model(path: str | os.PathLike, name: str = "model") -> tuple[torch.nn.Module, dict[str, Any]]:
-    """Rebuild a model from `name.json` + `name.safetensors` in a folder (no pickle anywhere)."""
-    from safetensors import SafetensorError
-    from safetensors.torch import load_file
-
-    from mnistlab.models import check_spec, create_model
-
+    """Rebuild a model from `name.json` + `name.safetensors` in a folder (no pickle anywhere), on the CPU."""
     d = Path(path)
     spec = fileio.read_json(d / f"{name}.json")
     check_spec(spec, str(d / f"{name}.json"))
-    try:
-        state = load_file(str(d / f"{name}.safetensors"))
-    except FileNotFoundError:
-        raise MnistlabError(f"{d} has no {name}.safetensors; is it a finished run folder?") from None
-    except (SafetensorError, OSError, ValueError) as e:
-        raise MnistlabError(f"{d / (name + '.safetensors')}: unreadable ({e})") from None
+    state, _ = fileio.read_safetensors(d / f"{name}.safetensors",
+                                       missing=f"{d} has no {name}.safetensors; is it a finished run folder?")
     check_finite(state, d / f"{name}.safetensors")
     try:
         model = create_model(spec["name"], in_shape=tuple(spec["in_shape"]), num_classes=spec["num_classes"],
@@ -353,3 +414,51 @@ def load_run(path: str | os.PathLike) -> LoadedRun:
     model, spec = load_model(d)
     metrics = fileio.read_json(d / "metrics.json") if (d / "metrics.json").exists() else {}
     return LoadedRun(d, config, spec, model, metrics)
+
+
+def load_generator(run_dir: str | os.PathLike) -> tuple[Generator, dict[str, Any]]:
+    """Rebuild the (EMA) generator saved by a `gan`/`cgan` run: generator.json + generator.safetensors, on the CPU."""
+    d = Path(run_dir)
+    if not d.is_dir():
+        raise MnistlabError(f"run folder {d} does not exist")
+    if not (d / "generator.safetensors").exists() and (d / CKPT).exists():
+        return _generator_from_checkpoint(d)
+    if not (d / "generator.json").exists():
+        raise MnistlabError(f"{d} has no generator.json; is it a finished `gan train` run?")
+    spec = fileio.read_json(d / "generator.json")
+    if spec.get("kind") != "dcgan":
+        raise MnistlabError(f"{d / 'generator.json'}: not a GAN generator spec")
+    check_gan_spec(spec, str(d / "generator.json"))
+    state, _ = fileio.read_safetensors(d / "generator.safetensors",
+                                       missing=f"{d} has no generator.safetensors; is the run finished?")
+    check_finite(state, d / "generator.safetensors")
+    G = build_generator(spec)
+    try:
+        G.load_state_dict(state)
+    except RuntimeError as e:
+        raise MnistlabError(f"{d}: weights do not fit the generator spec ({str(e).splitlines()[0]})") from None
+    return G.eval(), spec
+
+
+def _generator_from_checkpoint(d: Path) -> tuple[Generator, dict[str, Any]]:
+    """An unfinished run: the EMA generator of its last checkpoint (spec from config.json), batch norm recalibrated.
+
+    The returned spec carries `checkpoint_step`, so reports can say how far training had got.
+    """
+    cfg = fileio.read_json(d / "config.json")
+    if cfg.get("method") not in ("gan", "cgan"):
+        raise MnistlabError(f"{d} is not a gan/cgan run")
+    ds = load_dataset(cfg["dataset"])
+    spec = gan_spec(nz=cfg["nz"], g_width=cfg["g_width"], d_width=cfg["d_width"], channels=ds.shape[0],
+                    num_classes=ds.num_classes if cfg["conditional"] else 0)
+    state, meta = fileio.read_safetensors(d / CKPT, missing=f"{d} has no {CKPT}", meta_key="meta",
+                                          prefix="model/G_ema.")
+    if not isinstance(meta, dict) or "step" not in meta:
+        raise MnistlabError(f"{d / CKPT}: unreadable (no step in its metadata)")
+    G = build_generator(spec)
+    try:
+        G.load_state_dict(state)
+    except RuntimeError as e:
+        raise MnistlabError(f"{d}: checkpoint does not fit the generator ({str(e).splitlines()[0]})") from None
+    recalibrate_bn(G, seed=cfg["seed"])
+    return G.eval(), {**spec, "checkpoint_step": meta["step"]}

@@ -14,92 +14,23 @@ fine-tuning) with distinct `ckpt_name`s: each stage remembers where its lines of
 """
 from __future__ import annotations
 
-import atexit
-import contextlib
-import json
 import math
 import os
 import sys
 import time
-from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
 import torch
 import torch.distributed as dist
 
-from mnistlab import fileio
+from tqdm import tqdm
+
 from mnistlab.errors import MnistlabError, TrainingDiverged
-from mnistlab.runs import Run
-
-# ------------------------------------------------------------------------------------------------ precision
-
-
-def cpu_has_bf16() -> bool:
-    """AMX or AVX512-bf16: where bf16 matmuls/convs run natively (measured 2.2× over fp32 on a small CNN here)."""
-    try:
-        flags = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return False
-    return "amx_bf16" in flags or "avx512_bf16" in flags
-
-
-def resolve_precision(precision: str) -> str:
-    if precision == "auto":
-        return "bf16" if cpu_has_bf16() else "fp32"
-    if precision not in ("bf16", "fp32"):
-        raise MnistlabError(f"unknown precision {precision!r}; valid: auto, bf16, fp32")
-    return precision
-
-
-def autocast(precision: str):
-    """bf16 autocast on CPU (weights and optimiser stay fp32), or nothing."""
-    if precision == "bf16":
-        return torch.autocast("cpu", dtype=torch.bfloat16)
-    return contextlib.nullcontext()
-
-
-def prepare_module(module: torch.nn.Module, precision: str) -> torch.nn.Module:
-    """Convolution weights in channels_last (NHWC), in every precision: measured faster for these small CNNs in fp32
-    too — 1.24–1.35× on the Xeon (AMX), 1.2× (2 threads) to 1.7× (1 thread) for a FixMatch step on an AVX2-only EPYC
-    (benchmarks/results/throughput*.md). A module without 4-D weights is unchanged."""
-    return module.to(memory_format=torch.channels_last)
-
-
-def channels_last(x: torch.Tensor) -> torch.Tensor:
-    """An image batch (B, C, H, W) in the layout `prepare_module` gives the weights; other tensors unchanged."""
-    return x.contiguous(memory_format=torch.channels_last) if x.ndim == 4 else x
-
-
-_THREADS = {"explicit": False}  # set by `setup_threads`: then `dist_init` leaves the thread count alone
-
-
-def setup_threads(threads: int) -> None:
-    """`threads` > 0: that many torch intra-op threads (kept under torchrun too); 0: torch's default."""
-    if threads > 0:
-        torch.set_num_threads(threads)
-        _THREADS["explicit"] = True
-
+from mnistlab.precision import autocast, grad_scaler, module_device
+from mnistlab.runs import CKPT, Run, load_checkpoint, save_checkpoint
 
 # ------------------------------------------------------------------------------------------------ distributed
-
-
-def dist_init() -> tuple[int, int]:
-    """(rank, world). Under `torchrun`, joins the gloo process group once; otherwise (0, 1)."""
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    if world > 1 and not dist.is_initialized():
-        dist.init_process_group("gloo")
-        atexit.register(_dist_close)
-        if not _THREADS["explicit"]:  # each process gets its share of the cores
-            torch.set_num_threads(max(1, (os.cpu_count() or 1) // int(os.environ.get("LOCAL_WORLD_SIZE", world))))
-    if dist.is_initialized():
-        return dist.get_rank(), dist.get_world_size()
-    return 0, 1
-
-
-def _dist_close() -> None:
-    if dist.is_initialized():
-        dist.destroy_process_group()
 
 
 def allreduce_grads(params: list[torch.nn.Parameter], world: int, *,
@@ -181,89 +112,58 @@ def _rank_salt() -> int:
     return dist.get_rank() * 1_000_000_007 if dist.is_initialized() else 0
 
 
-def step_generator(seed: int, step: int, stream: int = 0) -> torch.Generator:
-    """A torch generator for augmentation at `step`, independent of everything that ran before (resumable).
+def step_generator(seed: int, step: int, stream: int = 0, *, device: torch.device | str = "cpu") -> torch.Generator:
+    """A torch generator on `device` for augmentation at `step`, independent of everything that ran before
+    (resumable). A CUDA generator draws other numbers than a CPU one with the same seed: runs match per device.
 
     Under DDP each process gets its own draws for its share of the batch, as one process would for the whole batch.
     """
-    return torch.Generator().manual_seed((seed * 1_000_003 + step) * 7 + stream + _rank_salt())
-
-
-# ------------------------------------------------------------------------------------------------ checkpoint
-
-CKPT = "checkpoint.safetensors"
-
-
-def save_checkpoint(path: Path, module: torch.nn.Module, optimizers: dict[str, torch.optim.Optimizer],
-                    meta: dict[str, Any]) -> None:
-    """Module + optimiser state in one safetensors file (JSON metadata for the rest); replaced atomically."""
-    from safetensors.torch import save_file
-
-    tensors = {f"model/{k}": v.detach().contiguous().clone() for k, v in module.state_dict().items()}
-    opt_meta = {}
-    for name, opt in optimizers.items():
-        sd = opt.state_dict()
-        scalars: dict[str, dict[str, Any]] = {}
-        for pid, st in sd["state"].items():
-            for key, val in st.items():
-                if torch.is_tensor(val):
-                    tensors[f"opt/{name}/{pid}/{key}"] = val.detach().contiguous().clone()
-                else:
-                    scalars.setdefault(str(pid), {})[key] = val
-        opt_meta[name] = {"param_groups": sd["param_groups"], "scalars": scalars}
-    with fileio.atomic_path(path) as tmp:
-        save_file(tensors, str(tmp), metadata={"meta": json.dumps({**meta, "optimizers": opt_meta},
-                                                                   default=fileio._jsonable)})
-
-
-def checkpoint_meta(path: Path) -> dict:
-    """The JSON metadata of a checkpoint (step, history, …) without loading its tensors."""
-    from safetensors import SafetensorError, safe_open
-
-    try:
-        with safe_open(str(path), "pt") as f:
-            return json.loads(f.metadata()["meta"])
-    except (SafetensorError, OSError, KeyError, TypeError, json.JSONDecodeError) as e:
-        raise MnistlabError(f"{path}: unreadable checkpoint ({e}); delete it to start over") from None
-
-
-def load_checkpoint(path: Path, module: torch.nn.Module, optimizers: dict[str, torch.optim.Optimizer]) -> dict:
-    from safetensors import SafetensorError, safe_open
-
-    try:
-        with safe_open(str(path), "pt") as f:
-            meta = json.loads(f.metadata()["meta"])
-            tensors = {k: f.get_tensor(k) for k in f.keys()}
-    except (SafetensorError, OSError, KeyError, TypeError, json.JSONDecodeError) as e:
-        raise MnistlabError(f"{path}: unreadable checkpoint ({e}); delete it to start over") from None
-    try:
-        module.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model/")})
-        for name, opt in optimizers.items():
-            om = meta["optimizers"][name]
-            state: dict[int, dict[str, Any]] = {}
-            for k, v in tensors.items():
-                if k.startswith(f"opt/{name}/"):
-                    _, _, pid, key = k.split("/", 3)
-                    state.setdefault(int(pid), {})[key] = v
-            for pid, sc in om["scalars"].items():
-                state.setdefault(int(pid), {}).update(sc)
-            opt.load_state_dict({"state": state, "param_groups": om["param_groups"]})
-        # the loop's own bookkeeping, in the types it writes (a hand-edited or foreign file fails here, not mid-run)
-        for key, kind in (("step", int), ("history", list), ("sums", dict), ("count", (int, float)),
-                          ("train_seconds", (int, float))):
-            if key not in meta:
-                raise KeyError(key)
-            if not isinstance(meta[key], kind) or isinstance(meta[key], bool) or (key == "step" and meta[key] < 0):
-                raise TypeError(f"{key} is {type(meta[key]).__name__} {meta[key]!r:.40}")
-        if not all(isinstance(r, dict) for r in meta["history"]):
-            raise TypeError("history holds non-records")
-    except (RuntimeError, KeyError, ValueError, TypeError) as e:
-        msg = str(e).splitlines()[0] if str(e) else type(e).__name__
-        raise MnistlabError(f"{path}: checkpoint does not fit this run ({msg}); delete it to start over") from None
-    return meta
+    return torch.Generator(device).manual_seed((seed * 1_000_003 + step) * 7 + stream + _rank_salt())
 
 
 # ------------------------------------------------------------------------------------------------ the loop
+
+
+def _default_optimizer(module: torch.nn.Module, optimizers: dict[str, torch.optim.Optimizer], params: list, *,
+                       loss_fn: Callable[[Any, int], dict], precision: str, world: int, grad_clip: float | None):
+    """The standard update: loss under autocast, backward (through a GradScaler in fp16), all-reduce, clip, step."""
+    device = module_device(module)
+    scaler = grad_scaler(precision, device)
+
+    def default_optimize(batch: Any, step: int) -> dict:
+        with autocast(precision, device):
+            out = loss_fn(batch, step)
+        loss = out["loss"]
+        if world == 1 and not torch.isfinite(loss.detach()):
+            return out
+        for opt in optimizers.values():
+            opt.zero_grad(set_to_none=True)
+        (loss if scaler is None else scaler.scale(loss)).backward()
+        mean_loss = allreduce_grads(params, world, extra=loss.detach())
+        if not torch.isfinite(mean_loss):  # some process diverged: nobody steps, everybody stops
+            return {**out, "loss": mean_loss}
+        if scaler is not None:
+            for opt in optimizers.values():
+                scaler.unscale_(opt)  # clip the true gradients
+        if grad_clip:
+            torch.nn.utils.clip_grad_norm_(params, grad_clip)
+        for opt in optimizers.values():
+            opt.step() if scaler is None else scaler.step(opt)
+        if scaler is not None:
+            scaler.update()
+        return out
+
+    return default_optimize
+
+
+def _step_logs(logs: dict, step: int, ckpt_path) -> dict[str, float]:
+    """A step's logs as floats; a non-finite loss stops the run (the last good checkpoint is kept)."""
+    logs = {k: float(v.detach()) if torch.is_tensor(v) else float(v) for k, v in logs.items()}
+    bad = [k for k, v in logs.items() if "loss" in k and not math.isfinite(v)]
+    if bad:
+        kept = f"last good checkpoint kept in {ckpt_path}" if ckpt_path.exists() else "no checkpoint yet"
+        raise TrainingDiverged(f"{bad[0]} became {logs[bad[0]]} at step {step}; {kept}")
+    return logs
 
 
 def fit(module: torch.nn.Module, optimizers: dict[str, torch.optim.Optimizer] | torch.optim.Optimizer, *,
@@ -281,14 +181,12 @@ def fit(module: torch.nn.Module, optimizers: dict[str, torch.optim.Optimizer] | 
     if (loss_fn is None) == (optimize is None):
         raise ValueError("give exactly one of loss_fn / optimize")
     eval_every = eval_every or steps_per_epoch or total_steps
-    ckpt_path = run.path(ckpt_name)
+    ckpt_path, device = run.path(ckpt_name), module_device(module)
     for opt in optimizers.values():
         for g in opt.param_groups:
             g.setdefault("base_lr", g["lr"])
     params = [p for opt in optimizers.values() for g in opt.param_groups for p in g["params"]]
-
     run.checkpoints.add(ckpt_name)
-
     start, history, wall_before = 0, [], 0.0
     sums: dict[str, float] = {}  # running sums of the step logs since the last evaluation
     count = 0
@@ -317,25 +215,13 @@ def fit(module: torch.nn.Module, optimizers: dict[str, torch.optim.Optimizer] | 
 
     if start == 0:
         checkpoint(0)  # records where this stage's log starts, so a kill before the first real checkpoint is safe
-
-    def default_optimize(batch: Any, step: int) -> dict:
-        with autocast(precision):
-            out = loss_fn(batch, step)
-        loss = out["loss"]
-        if world == 1 and not torch.isfinite(loss.detach()):
-            return out
-        for opt in optimizers.values():
-            opt.zero_grad(set_to_none=True)
-        loss.backward()
-        mean_loss = allreduce_grads(params, world, extra=loss.detach())
-        if not torch.isfinite(mean_loss):  # some process diverged: nobody steps, everybody stops
-            return {**out, "loss": mean_loss}
-        if grad_clip:
-            torch.nn.utils.clip_grad_norm_(params, grad_clip)
-        for opt in optimizers.values():
-            opt.step()
-        return out
-
+    if optimize is None:
+        optimize_step = _default_optimizer(module, optimizers, params, loss_fn=loss_fn, precision=precision,
+                                           world=world, grad_clip=grad_clip)
+    else:
+        def optimize_step(batch: Any, step: int) -> dict:
+            with autocast(precision, device):
+                return optimize(batch, step)
     bar = _progress(total_steps, start, desc, run.writer)
     module.train()
     for step in range(start, total_steps):
@@ -345,17 +231,7 @@ def fit(module: torch.nn.Module, optimizers: dict[str, torch.optim.Optimizer] | 
             for opt in optimizers.values():
                 for g in opt.param_groups:
                     g["lr"] = g["base_lr"] * scale
-        batch = batch_at(step)
-        if optimize is not None:
-            with autocast(precision):
-                logs = optimize(batch, step)
-        else:
-            logs = default_optimize(batch, step)
-        logs = {k: float(v.detach()) if torch.is_tensor(v) else float(v) for k, v in logs.items()}
-        bad = [k for k, v in logs.items() if "loss" in k and not math.isfinite(v)]
-        if bad:
-            kept = f"last good checkpoint kept in {ckpt_path}" if ckpt_path.exists() else "no checkpoint yet"
-            raise TrainingDiverged(f"{bad[0]} became {logs[bad[0]]} at step {step}; {kept}")
+        logs = _step_logs(optimize_step(batch_at(step), step), step, ckpt_path)
         if after_step is not None:
             after_step(step)
         for k, v in logs.items():
@@ -371,7 +247,7 @@ def fit(module: torch.nn.Module, optimizers: dict[str, torch.optim.Optimizer] | 
             record.update({f"train_{k}": v / count for k, v in sums.items()})
             if evaluate is not None and run.writer:
                 module.eval()
-                with torch.no_grad(), autocast(precision):
+                with torch.no_grad(), autocast(precision, device):
                     record.update(evaluate(done))
                 module.train()
             record["seconds"] = round(wall_before + time.time() - t0, 2)
@@ -388,8 +264,6 @@ def fit(module: torch.nn.Module, optimizers: dict[str, torch.optim.Optimizer] | 
 
 
 def _progress(total: int, initial: int, desc: str, enabled: bool):
-    from tqdm import tqdm
-
     quiet = not enabled or os.environ.get("MNISTLAB_QUIET") == "1"
     return tqdm(total=total, initial=initial, desc=desc, disable=quiet, leave=False, file=sys.stderr,
                 mininterval=1.0, dynamic_ncols=True)

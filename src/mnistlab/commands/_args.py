@@ -28,7 +28,9 @@ def add_train_flags(p: argparse.ArgumentParser, *, dataset: bool = True) -> None
     p.add_argument("--out", help="run folder (default: runs/<command>-<method>-<time>)")
     p.add_argument("--resume", action="store_true",
                    help="continue the run in --out from its last checkpoint (finished: its metrics; none yet: start it)")
-    p.add_argument("--precision", choices=("auto", "bf16", "fp32"), help="default auto: bf16 where the CPU has it")
+    p.add_argument("--precision", choices=("auto", "bf16", "fp16", "fp32"),
+                   help="default auto: bf16 where the CPU/GPU has it (fp16 + GradScaler on older GPUs), else fp32")
+    p.add_argument("--device", help="auto (default: cuda, else mps, else cpu) | cpu | cuda | cuda:N | mps")
     p.add_argument("--epochs", type=float)
     p.add_argument("--lr", type=float)
     p.add_argument("--batch-size", type=int)
@@ -38,7 +40,7 @@ def add_train_flags(p: argparse.ArgumentParser, *, dataset: bool = True) -> None
     p.add_argument("--json", action="store_true", help="print the final metrics as JSON")
 
 
-TRAIN_KEYS = ("dataset", "seed", "precision", "epochs", "lr", "batch_size", "threads")
+TRAIN_KEYS = ("dataset", "seed", "precision", "device", "epochs", "lr", "batch_size", "threads")
 
 
 def overrides(args: argparse.Namespace, keys: tuple[str, ...] = ()) -> dict:

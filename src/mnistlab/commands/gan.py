@@ -21,7 +21,8 @@ def _sample(args) -> int:
     import numpy as np
 
     from mnistlab import fileio
-    from mnistlab.models.gan import load_generator, sample
+    from mnistlab.models.gan import sample
+    from mnistlab.runs import load_generator
     from mnistlab.report import gan_images
 
     out = Path(args.out)
@@ -52,7 +53,7 @@ def _eval(args) -> int:
     from mnistlab import fileio
     from mnistlab.evaluate.gan_eval import cached_classifier, evaluate_generator
     from mnistlab.runs import load_run
-    from mnistlab.train import setup_threads
+    from mnistlab.precision import setup_threads
 
     setup_threads(args.threads or 0)
     run_dir = Path(args.run)

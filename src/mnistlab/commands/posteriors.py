@@ -37,7 +37,7 @@ def _run(args) -> int:
     from mnistlab.data import load_dataset
     from mnistlab.report import plots
     from mnistlab.runs import load_run
-    from mnistlab.train import resolve_precision
+    from mnistlab.precision import resolve_precision
 
     run_dir = Path(args.run)
     if not (run_dir / "model.json").exists():

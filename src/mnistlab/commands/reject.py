@@ -62,7 +62,7 @@ def analyse(run_dir: Path, out: Path, *, ood: list[str], noise: int, calib_max: 
     from mnistlab.evaluate import rejection as R
     from mnistlab.report import rejection_plots as RP
     from mnistlab.runs import load_run
-    from mnistlab.train import resolve_precision
+    from mnistlab.precision import resolve_precision
 
     lr = load_run(run_dir)
     cfg, model, spec = lr.config, lr.model, lr.spec

@@ -1,5 +1,8 @@
 """Augmentations as pure functions of a float batch (B, C, H, W) in [0, 1] and a torch.Generator.
 
+Random numbers are drawn on the generator's device and constants made on the batch's: give a batch on the GPU a
+generator on the GPU (`train.step_generator(..., device=)`), and nothing leaves the device.
+
 Each keeps shape, dtype and range and is the identity at strength 0. Digit-safe: no flips, no 90° turns (6 ↔ 9);
 datasets that allow flips say so (`Dataset.hflip_safe`) and methods ask.
 """
@@ -12,7 +15,7 @@ import torch.nn.functional as F
 
 
 def _uniform(gen: torch.Generator, n: int, lo: float, hi: float) -> torch.Tensor:
-    return torch.rand(n, generator=gen) * (hi - lo) + lo
+    return torch.rand(n, generator=gen, device=gen.device) * (hi - lo) + lo
 
 
 def affine_matrices(n: int, gen: torch.Generator, *, degrees: float = 0.0, translate: float = 0.0,
@@ -23,7 +26,7 @@ def affine_matrices(n: int, gen: torch.Generator, *, degrees: float = 0.0, trans
     sh = _uniform(gen, n, -shear, shear) * math.pi / 180
     tx, ty = (_uniform(gen, n, -translate, translate) * 2 for _ in range(2))  # grid units: [-1, 1] spans the image
     cos, sin = torch.cos(a) / s, torch.sin(a) / s
-    m = torch.zeros(n, 2, 3)
+    m = torch.zeros(n, 2, 3, device=gen.device)
     m[:, 0, 0], m[:, 0, 1], m[:, 0, 2] = cos, -sin + torch.tan(sh) * cos, tx
     m[:, 1, 0], m[:, 1, 1], m[:, 1, 2] = sin, cos, ty
     return m
@@ -48,11 +51,11 @@ def random_shift(x: torch.Tensor, gen: torch.Generator, *, pixels: int = 2) -> t
         return x
     b, c, h, w = x.shape
     pad = F.pad(x, (pixels,) * 4)
-    dx = torch.randint(0, 2 * pixels + 1, (b,), generator=gen)
-    dy = torch.randint(0, 2 * pixels + 1, (b,), generator=gen)
-    rows = (dy[:, None] + torch.arange(h)[None]).view(b, 1, h, 1).expand(b, c, h, w + 2 * pixels)
+    dx = torch.randint(0, 2 * pixels + 1, (b,), generator=gen, device=gen.device)
+    dy = torch.randint(0, 2 * pixels + 1, (b,), generator=gen, device=gen.device)
+    rows = (dy[:, None] + torch.arange(h, device=x.device)[None]).view(b, 1, h, 1).expand(b, c, h, w + 2 * pixels)
     out = pad.gather(2, rows)
-    cols = (dx[:, None] + torch.arange(w)[None]).view(b, 1, 1, w).expand(b, c, h, w)
+    cols = (dx[:, None] + torch.arange(w, device=x.device)[None]).view(b, 1, 1, w).expand(b, c, h, w)
     return out.gather(3, cols)
 
 
@@ -61,15 +64,16 @@ def elastic(x: torch.Tensor, gen: torch.Generator, *, alpha: float = 0.0, sigma:
     if alpha == 0:
         return x
     b, _, h, w = x.shape
-    field = torch.rand(b, 2, h, w, generator=gen) * 2 - 1
+    field = torch.rand(b, 2, h, w, generator=gen, device=gen.device) * 2 - 1
     k = int(2 * round(3 * sigma) + 1)
-    g = torch.exp(-((torch.arange(k) - k // 2) ** 2) / (2 * sigma**2))
+    g = torch.exp(-((torch.arange(k, device=x.device) - k // 2) ** 2) / (2 * sigma**2))
     g = (g / g.sum()).to(x.dtype)
     field = F.conv2d(field.reshape(-1, 1, h, w), g.view(1, 1, 1, k), padding=(0, k // 2))
     field = F.conv2d(field, g.view(1, 1, k, 1), padding=(k // 2, 0)).view(b, 2, h, w)
     field = field / field.abs().amax(dim=(2, 3), keepdim=True).clamp_min(1e-6) * alpha
-    ys, xs = torch.meshgrid(torch.linspace(-1, 1, h), torch.linspace(-1, 1, w), indexing="ij")
-    grid = torch.stack([xs, ys], -1)[None] + field.permute(0, 2, 3, 1) * torch.tensor([2 / w, 2 / h])
+    ys, xs = torch.meshgrid(torch.linspace(-1, 1, h, device=x.device), torch.linspace(-1, 1, w, device=x.device),
+                            indexing="ij")
+    grid = torch.stack([xs, ys], -1)[None] + field.permute(0, 2, 3, 1) * torch.tensor([2 / w, 2 / h], device=x.device)
     return F.grid_sample(x, grid.to(x.dtype), mode="bilinear", padding_mode="zeros", align_corners=True)
 
 
@@ -78,9 +82,9 @@ def cutout(x: torch.Tensor, gen: torch.Generator, *, size: int = 0) -> torch.Ten
     if size == 0:
         return x
     b, _, h, w = x.shape
-    cy = torch.randint(0, h, (b, 1, 1), generator=gen)
-    cx = torch.randint(0, w, (b, 1, 1), generator=gen)
-    ys, xs = torch.arange(h).view(1, h, 1), torch.arange(w).view(1, 1, w)
+    cy = torch.randint(0, h, (b, 1, 1), generator=gen, device=gen.device)
+    cx = torch.randint(0, w, (b, 1, 1), generator=gen, device=gen.device)
+    ys, xs = torch.arange(h, device=x.device).view(1, h, 1), torch.arange(w, device=x.device).view(1, 1, w)
     mask = ((ys - cy).abs() <= size // 2) & ((xs - cx).abs() <= size // 2)
     return x * (~mask).unsqueeze(1).to(x.dtype)
 
@@ -89,7 +93,7 @@ def hflip(x: torch.Tensor, gen: torch.Generator, *, p: float = 0.5) -> torch.Ten
     """Left-right mirror with probability p — only for datasets whose `hflip_safe` is True."""
     if p == 0:
         return x
-    flip = (torch.rand(len(x), generator=gen) < p).view(-1, 1, 1, 1)
+    flip = (torch.rand(len(x), generator=gen, device=gen.device) < p).view(-1, 1, 1, 1)
     return torch.where(flip, x.flip(3), x)
 
 
@@ -105,7 +109,7 @@ def stroke(x: torch.Tensor, gen: torch.Generator, *, radius: int = 0) -> torch.T
     """
     if radius == 0:
         return x
-    r = torch.randint(-radius, radius + 1, (len(x),), generator=gen)
+    r = torch.randint(-radius, radius + 1, (len(x),), generator=gen, device=gen.device)
     out = x.clone()
     for k in range(1, radius + 1):  # at most 2·radius passes over the batch, never one per image
         for sign in (1, -1):
@@ -122,8 +126,8 @@ def perspective(x: torch.Tensor, gen: torch.Generator, *, distortion: float = 0.
     if distortion == 0:
         return x
     b = len(x)
-    dst = torch.tensor([[-1.0, -1.0], [1.0, -1.0], [1.0, 1.0], [-1.0, 1.0]]).expand(b, 4, 2)  # output corners
-    src = dst + (torch.rand(b, 4, 2, generator=gen) * 2 - 1) * distortion  # where they sample from
+    dst = torch.tensor([[-1.0, -1.0], [1.0, -1.0], [1.0, 1.0], [-1.0, 1.0]], device=x.device).expand(b, 4, 2)
+    src = dst + (torch.rand(b, 4, 2, generator=gen, device=gen.device) * 2 - 1) * distortion  # where they sample from
     # homography H (8 unknowns) with H(dst) = src, solved for the whole batch at once
     xd, yd, xs, ys = dst[..., 0], dst[..., 1], src[..., 0], src[..., 1]
     zeros, ones = torch.zeros_like(xd), torch.ones_like(xd)
@@ -132,8 +136,8 @@ def perspective(x: torch.Tensor, gen: torch.Generator, *, distortion: float = 0.
     a = torch.cat([rows_x, rows_y], 1)  # (B, 8, 8)
     h = torch.linalg.solve(a, torch.cat([xs, ys], 1))  # (B, 8)
     hh, ww = x.shape[-2:]
-    gy, gx = torch.meshgrid(torch.linspace(-1 + 1 / hh, 1 - 1 / hh, hh), torch.linspace(-1 + 1 / ww, 1 - 1 / ww, ww),
-                            indexing="ij")  # pixel centres, align_corners=False convention
+    gy, gx = torch.meshgrid(torch.linspace(-1 + 1 / hh, 1 - 1 / hh, hh, device=x.device),
+                            torch.linspace(-1 + 1 / ww, 1 - 1 / ww, ww, device=x.device), indexing="ij")  # pixel centres, align_corners=False convention
     gx, gy = gx.reshape(1, -1), gy.reshape(1, -1)
     den = h[:, 6:7] * gx + h[:, 7:8] * gy + 1
     sx = (h[:, 0:1] * gx + h[:, 1:2] * gy + h[:, 2:3]) / den
@@ -152,7 +156,7 @@ def digit_augment(x: torch.Tensor, gen: torch.Generator, *, strength: float = 1.
     s = strength
     x = random_affine(x, gen, degrees=15 * s, translate=0.1 * s, scale=(1 - 0.15 * s, 1 + 0.1 * s), shear=10 * s)
     x = stroke(x, gen, radius=1 if s >= 0.5 else 0)
-    half = torch.rand(len(x), generator=gen) < 0.5
+    half = torch.rand(len(x), generator=gen, device=gen.device) < 0.5
     el, pe = elastic(x, gen, alpha=1.5 * s, sigma=4.0), perspective(x, gen, distortion=0.15 * s)
     return torch.where(half.view(-1, 1, 1, 1), el, pe).clamp_(0, 1)
 
@@ -174,7 +178,7 @@ def contrast(x: torch.Tensor, gen: torch.Generator, *, gain: tuple[float, float]
         return x
     b = len(x)
     g = _uniform(gen, b, *gain).view(b, 1, 1, 1).to(x.dtype)
-    lg = torch.log(torch.tensor(gamma, dtype=torch.float32))  # gamma is log-uniform: symmetric around 1
+    lg = torch.log(torch.tensor(gamma, dtype=torch.float32, device=x.device))  # gamma is log-uniform: symmetric around 1
     gm = torch.exp(_uniform(gen, b, float(lg[0]), float(lg[1]))).view(b, 1, 1, 1).to(x.dtype)
     return (x.clamp_min(0).pow(gm) * g).clamp(0, 1)
 
@@ -186,7 +190,7 @@ def blur(x: torch.Tensor, gen: torch.Generator, *, sigma: tuple[float, float] = 
     b, c, h, w = x.shape
     s = _uniform(gen, b, *sigma).clamp_min(1e-3)
     r = max(1, int(math.ceil(2 * sigma[1])))
-    t = torch.arange(-r, r + 1, dtype=torch.float32)
+    t = torch.arange(-r, r + 1, dtype=torch.float32, device=x.device)
     k = torch.exp(-(t[None] ** 2) / (2 * s[:, None] ** 2))
     k = (k / k.sum(1, keepdim=True)).repeat_interleave(c, 0).to(x.dtype)  # (B*C, 2r+1)
     y = x.reshape(1, b * c, h, w)
@@ -201,7 +205,7 @@ def noise(x: torch.Tensor, gen: torch.Generator, *, std: float = 0.0) -> torch.T
         return x
     b = len(x)
     s = _uniform(gen, b, 0.0, std).view(b, 1, 1, 1)
-    return (x + torch.randn(x.shape, generator=gen) * s).clamp(0, 1).to(x.dtype)
+    return (x + torch.randn(x.shape, generator=gen, device=gen.device) * s).clamp(0, 1).to(x.dtype)
 
 
 def extra_stroke(x: torch.Tensor, gen: torch.Generator, *, length: tuple[float, float] = (0.0, 0.0),
@@ -221,8 +225,8 @@ def extra_stroke(x: torch.Tensor, gen: torch.Generator, *, length: tuple[float, 
     cx = w / 2 + _uniform(gen, b, -centre, centre) * w
     cy = h / 2 + _uniform(gen, b, -centre, centre) * h
     dx, dy = torch.cos(ang) * ln / 2, torch.sin(ang) * ln / 2
-    ys, xs = torch.meshgrid(torch.arange(h, dtype=torch.float32) + 0.5, torch.arange(w, dtype=torch.float32) + 0.5,
-                            indexing="ij")  # pixel centres (H, W)
+    ys, xs = torch.meshgrid(torch.arange(h, dtype=torch.float32, device=x.device) + 0.5,
+                            torch.arange(w, dtype=torch.float32, device=x.device) + 0.5, indexing="ij")  # (H, W)
     px, py = xs[None] - (cx - dx).view(b, 1, 1), ys[None] - (cy - dy).view(b, 1, 1)  # from the segment's start
     sx, sy = (2 * dx).view(b, 1, 1), (2 * dy).view(b, 1, 1)
     t = ((px * sx + py * sy) / (sx * sx + sy * sy).clamp_min(1e-6)).clamp(0, 1)  # projection onto the segment

@@ -15,10 +15,14 @@ by 28, so features lie in [0, 1] (a fixed rescaling; the MLP needs no data-depen
 """
 from __future__ import annotations
 
+from typing import Callable
+
 import torch
 
-from mnistlab.data.preprocess import FEATURES
+from mnistlab.registry import Registry
 
+# name → function (B, C, H, W) float in [0, 1] → (B, D) float; `preprocess` applies the one a model's spec names
+FEATURES: Registry[Callable[[torch.Tensor], torch.Tensor]] = Registry("feature set")
 THRESHOLD = 34  # ink = raw pixel ≥ 34 / 255 (the report's value)
 
 

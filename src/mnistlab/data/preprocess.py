@@ -5,23 +5,12 @@ set name, e.g. the report's 112 projections/profiles). Empty spec = pixels / 255
 """
 from __future__ import annotations
 
-import importlib
-import importlib.util
 import warnings
-from typing import Callable
 
 import numpy as np
 import torch
 
-from mnistlab.registry import Registry
-
-# name → function (B, C, H, W) float in [0, 1] → (B, D) float
-FEATURES: Registry[Callable[[torch.Tensor], torch.Tensor]] = Registry("feature set")
-
-
-def _load_feature_sets() -> None:
-    if importlib.util.find_spec("mnistlab.data.features") is not None:
-        importlib.import_module("mnistlab.data.features")
+from mnistlab.data.features import FEATURES
 
 
 def as_tensor(x: np.ndarray | torch.Tensor) -> torch.Tensor:
@@ -42,7 +31,6 @@ def preprocess(x: np.ndarray | torch.Tensor, spec: dict | None = None) -> torch.
     else:
         out = x.float() / 255.0
     if spec.get("features"):
-        _load_feature_sets()
         out = FEATURES.get(spec["features"])(out)
     return out
 

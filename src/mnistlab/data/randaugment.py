@@ -49,7 +49,7 @@ def strong_view(x: torch.Tensor, gen: torch.Generator, *, n_ops: int = 2, cutout
     p = min(1.0, n_ops / len(OPS))
     x = x.clone()  # written in place below; never the caller's tensor
     for fn, kw in OPS.values():
-        fire = torch.rand(b, generator=gen) < p
+        fire = torch.rand(b, generator=gen, device=gen.device) < p
         if fire.any():
             x[fire] = fn(x[fire], gen, **kw)
     x = augment.cutout(x, gen, size=cutout)

@@ -55,7 +55,7 @@ def evaluate_generator(run_dir: str | Path, classifier, *, n: int = 10000, seed:
 
     Sampling is fp32 (seeded, deterministic); the classifier runs in `precision` (auto: bf16 where the CPU has it).
     """
-    from mnistlab.train import resolve_precision
+    from mnistlab.precision import resolve_precision
 
     precision = resolve_precision(precision)
     from mnistlab.data import load_dataset

@@ -267,17 +267,11 @@ class Rejector:
 
 def load_rejector(run_dir: str | Path) -> Rejector:
     """The rejector saved by `mnistlab reject --run DIR` in that run folder."""
-    from safetensors import SafetensorError
-    from safetensors.numpy import load_file
-
     d = Path(run_dir)
     meta = fileio.read_json(d / "rejector.json")
-    try:
-        t = load_file(str(d / "rejector.safetensors"))
-    except FileNotFoundError:
-        raise MnistlabError(f"{d} has no rejector.safetensors; run `mnistlab reject --run {d}` first") from None
-    except (SafetensorError, OSError, ValueError) as e:
-        raise MnistlabError(f"{d / 'rejector.safetensors'}: unreadable ({e})") from None
+    t, _ = fileio.read_safetensors(d / "rejector.safetensors",
+                                   missing=f"{d} has no rejector.safetensors; run `mnistlab reject --run {d}` first")
+    t = {k: v.numpy() for k, v in t.items()}
     thr = meta.get("thresholds", {})
     if not isinstance(thr, dict):
         raise MnistlabError(f"{d / 'rejector.json'}: thresholds must be an object")

@@ -12,8 +12,8 @@ from mnistlab.data import Dataset, load_dataset
 from mnistlab.evaluate.metrics import (accuracy, confusion, confused_pairs, most_confused, nll, per_class_report,
                                       softmax)
 from mnistlab.report import plots
+from mnistlab.precision import Runtime, autocast, resolve_runtime
 from mnistlab.runs import Run
-from mnistlab.train import autocast, dist_init, resolve_precision, setup_threads
 
 
 @dataclass
@@ -23,15 +23,28 @@ class Setup:
     train_y: np.ndarray
     test_x: np.ndarray
     test_y: np.ndarray
-    precision: str
-    rank: int
-    world: int
+    runtime: Runtime  # device, precision, rank, world: resolved once here, passed down
+
+    @property
+    def precision(self) -> str:
+        return self.runtime.precision
+
+    @property
+    def device(self) -> torch.device:
+        return self.runtime.device
+
+    @property
+    def rank(self) -> int:
+        return self.runtime.rank
+
+    @property
+    def world(self) -> int:
+        return self.runtime.world
 
 
 def setup(cfg) -> Setup:
-    """Threads, distributed group, precision, dataset (with the smoke-test subsets applied)."""
-    setup_threads(cfg.threads)
-    rank, world = dist_init()
+    """Threads, distributed group, device and precision, dataset (with the smoke-test subsets applied)."""
+    runtime = resolve_runtime(cfg)
     torch.manual_seed(cfg.seed)
     ds = load_dataset(cfg.dataset)
     tx, ty, vx, vy = ds.train_x, ds.train_y, ds.test_x, ds.test_y
@@ -39,7 +52,7 @@ def setup(cfg) -> Setup:
         tx, ty = tx[: cfg.train_subset], ty[: cfg.train_subset]
     if cfg.test_subset:
         vx, vy = vx[: cfg.test_subset], vy[: cfg.test_subset]
-    return Setup(ds, tx, ty, vx, vy, resolve_precision(cfg.precision), rank, world)
+    return Setup(ds, tx, ty, vx, vy, runtime)
 
 
 def cosine_lr(total_steps: int, warmup: int = 0, final: float = 0.0):
@@ -73,10 +86,10 @@ def recalibrate_bn(model: torch.nn.Module, x: torch.Tensor, *, precision: str, b
     dtype = next(model.parameters()).dtype
     cl = next((p for p in model.parameters() if p.dim() == 4), None)
     for i in range(0, len(x), batch):
-        xb = x[i:i + batch].to(dtype)
+        xb = x[i:i + batch].to(device=next(model.parameters()).device, dtype=dtype)
         if cl is not None and cl.is_contiguous(memory_format=torch.channels_last):
             xb = xb.contiguous(memory_format=torch.channels_last)
-        with autocast(precision):
+        with autocast(precision, xb.device):
             model(xb)
     for m, (mom, tr) in zip(bns, saved):
         m.momentum = mom

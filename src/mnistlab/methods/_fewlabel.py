@@ -16,7 +16,8 @@ import torch.nn.functional as F
 from mnistlab import infer
 from mnistlab.config import TrainConfig, to_dict
 from mnistlab.data import augment
-from mnistlab.data.preprocess import FEATURES, _load_feature_sets, input_shape
+from mnistlab.data.features import FEATURES
+from mnistlab.data.preprocess import input_shape
 from mnistlab.data.splits import labelled_split
 from mnistlab.errors import MnistlabError
 from mnistlab.evaluate.metrics import accuracy, confusion, most_confused, nll, per_class_report
@@ -24,7 +25,8 @@ from mnistlab.methods._common import Setup, classifier_outputs, cosine_lr, eval_
 from mnistlab.models import count_params, create_model, model_spec
 from mnistlab.report import plots
 from mnistlab.runs import Run
-from mnistlab.train import Batcher, channels_last, fit, prepare_module, step_generator
+from mnistlab.train import Batcher, fit, step_generator
+from mnistlab.precision import channels_last, prepare_module
 
 
 @dataclass
@@ -92,7 +94,6 @@ def to_input(x: torch.Tensor, pre: dict) -> torch.Tensor:
     if pre.get("binarize") is not None:
         x = (x >= (int(pre["binarize"]) - 0.5) / 255.0).float()
     if pre.get("features"):
-        _load_feature_sets()
         x = FEATURES.get(pre["features"])(x)
     return x
 
@@ -142,7 +143,8 @@ def train_classifier(cfg: FewLabelConfig, run: Run, d: FewLabelData, *, model: t
         x_tr = augment.expand(x_tr, torch.Generator().manual_seed(cfg.seed + 7919), copies=cfg.expand,
                               strength=cfg.aug_strength)
         y_tr = y_tr.repeat(cfg.expand + 1)
-    x_in = None if online else to_input(x_tr, pre)  # fixed inputs: preprocessed once
+    x_in = None if online else to_input(x_tr, pre).to(s.device)  # fixed inputs: preprocessed once, on the device
+    x_tr, y_tr = (x_tr.to(s.device) if online else None), y_tr.to(s.device)
     bs = min(cfg.batch_size, len(y_tr)) if cfg.batch_size > 0 else len(y_tr)  # 0 = full batch
     batcher = Batcher(len(y_tr), bs, seed=cfg.seed, rank=s.rank, world=s.world)
     total = cfg.steps or max(1, round(cfg.epochs * batcher.steps_per_epoch))
@@ -155,9 +157,9 @@ def train_classifier(cfg: FewLabelConfig, run: Run, d: FewLabelData, *, model: t
         lr_at = cosine_lr(total, warmup=min(50, total // 10))
 
     def batch_at(step: int):
-        idx = batcher(step)
+        idx = batcher(step).to(s.device)
         if online:
-            gen = step_generator(cfg.seed, step)
+            gen = step_generator(cfg.seed, step, device=s.device)
             x = augment.digit_augment(x_tr[idx], gen, strength=cfg.aug_strength)
             if s.ds.hflip_safe:  # mirror images keep their class only where the dataset says so (clothes, not digits)
                 x = augment.hflip(x, gen)
@@ -215,8 +217,7 @@ def build_model(cfg: FewLabelConfig, d: FewLabelData, pre: dict, **kwargs) -> tu
     in_shape = input_shape(pre, d.s.ds.shape)
     model = create_model(cfg.model, in_shape=in_shape, num_classes=d.s.ds.num_classes, **kwargs)
     spec = model_spec(cfg.model, in_shape=in_shape, num_classes=d.s.ds.num_classes, preprocess=pre, **kwargs)
-    if len(in_shape) == 3:
-        model = prepare_module(model, d.s.precision)
+    model = prepare_module(model, d.s.runtime) if len(in_shape) == 3 else model.to(d.s.device)
     return model, spec
 
 

@@ -24,8 +24,10 @@ import torch.nn.functional as F
 
 from mnistlab import infer
 from mnistlab.data.randaugment import weak_view
+from mnistlab.evaluate.metrics import softmax
 from mnistlab.methods._common import cosine_lr, recalibrate_bn
-from mnistlab.train import Batcher, channels_last, fit, step_generator
+from mnistlab.train import Batcher, fit, step_generator
+from mnistlab.precision import channels_last
 
 LABEL_SHARE = 0.04  # fraction of the refine set that is true labels (×20 repeats at 100 labels, as measured)
 
@@ -55,15 +57,17 @@ def self_train(model: torch.nn.Module, *, run, x_all: torch.Tensor, y_all: torch
     for p in model.parameters():  # an EMA copy is frozen; this pass trains it
         p.requires_grad_(True)
     out, total = {}, 0
+    x_ulb = x_all[torch.from_numpy(ulb_idx).to(x_all.device)].cpu().numpy()  # the labeller's input, once
+    y_host = y_all.cpu().numpy()
     for r in range(cfg.refine_rounds):
-        lg = infer.logits(model, x_all[ulb_idx].numpy(), spec=spec, precision=precision)  # (N_ulb, K)
+        lg = infer.logits(model, x_ulb, spec=spec, precision=precision)  # (N_ulb, K)
         pseudo = lg.argmax(1)
         if r == 0:
             # monitoring only, like FixMatch's pl_acc (the unlabelled images' labels never reach the loss): how right
             # the first targets are — the unlabelled-pool accuracy of the SSL model
-            out["refine_pseudo_accuracy"] = float((pseudo == y_all[ulb_idx].numpy()).mean())
-            out["refine_pseudo_confidence"] = float(torch.from_numpy(lg).float().softmax(1).max(1).values.mean())
-        idx, y = refine_set(pseudo, ulb_idx, lab_idx, y_all[lab_idx].numpy())
+            out["refine_pseudo_accuracy"] = float((pseudo == y_host[ulb_idx]).mean())
+            out["refine_pseudo_confidence"] = float(softmax(lg).max(1).mean())
+        idx, y = refine_set(pseudo, ulb_idx, lab_idx, y_host[lab_idx])
         total = _one_round(model, run=run, x_all=x_all, idx=idx, y=torch.from_numpy(y), cfg=cfg, round_=r,
                            precision=precision, flip=flip, shift_only=shift_only, resume=resume, rank=rank,
                            world=world)
@@ -78,14 +82,16 @@ def self_train(model: torch.nn.Module, *, run, x_all: torch.Tensor, y_all: torch
 def _one_round(model, *, run, x_all, idx, y, cfg, round_: int, precision, flip, shift_only, resume, rank,
                world) -> int:
     """cfg.refine_epochs passes over (x_all[idx], y) in the weak view, SGD with a cosine decay; returns the steps."""
-    bs = cfg.refine_batch
+    bs, dev = cfg.refine_batch, x_all.device
     order = Batcher(len(idx), bs, seed=cfg.seed + 104_729 + round_, rank=rank, world=world)
     total = max(1, round(cfg.refine_epochs * len(idx) / bs))
+    idx_t, y = torch.from_numpy(idx).to(dev), y.to(dev)
 
     def batch_at(step: int):
-        j = order(step).numpy()
-        x = x_all[idx[j]].float() / 255
-        x = weak_view(x, step_generator(cfg.seed, step, stream=1 + round_), hflip=flip, shift_only=shift_only)
+        j = order(step).to(dev)
+        x = x_all[idx_t[j]].float() / 255
+        gen = step_generator(cfg.seed, step, stream=1 + round_, device=dev)
+        x = weak_view(x, gen, hflip=flip, shift_only=shift_only)
         return channels_last(x), y[j]
 
     def loss_fn(batch, step):

@@ -15,12 +15,13 @@ scores.png (margin histograms), families.png (a grid of every family).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from mnistlab import infer
+from mnistlab import fileio, infer
 from mnistlab.config import TrainConfig, to_dict
 from mnistlab.data import augment, load_dataset
 from mnistlab.data import negatives as neg
@@ -32,8 +33,8 @@ from mnistlab.methods._common import cosine_lr
 from mnistlab.models import count_params, create_model, model_spec
 from mnistlab.report import plots
 from mnistlab.runs import Run
-from mnistlab.train import (Batcher, channels_last, dist_init, fit, prepare_module, resolve_precision, setup_threads,
-                            step_generator)
+from mnistlab.train import Batcher, fit, step_generator
+from mnistlab.precision import Runtime, channels_last, prepare_module, resolve_runtime
 
 CLASSES = ("no digit", "digit")
 
@@ -104,24 +105,26 @@ def _p(margin: np.ndarray | float) -> np.ndarray:
 
 
 def train_detector(cfg: DetectorConfig, run: Run, *, x: np.ndarray, y: np.ndarray, val_x: np.ndarray,
-                   val_y: np.ndarray, epochs: float, precision: str, world: int, rank: int, resume: bool,
+                   val_y: np.ndarray, epochs: float, rt: Runtime, resume: bool,
                    desc: str) -> tuple[torch.nn.Module, dict, list[dict]]:
     """Train one binary detector on uint8 images x (N, 1, 28, 28), labels y; returns (model, spec, history)."""
     in_shape = tuple(x.shape[1:])
-    model = prepare_module(create_model(cfg.model, in_shape=in_shape, num_classes=2), precision)
+    model = prepare_module(create_model(cfg.model, in_shape=in_shape, num_classes=2), rt)
     spec = model_spec(cfg.model, in_shape=in_shape, num_classes=2)
-    x_t, y_t = torch.from_numpy(np.ascontiguousarray(x)), torch.from_numpy(y)  # kept whole, uint8
-    batcher = Batcher(len(y), cfg.batch_size, seed=cfg.seed, rank=rank, world=world)
+    x_t = torch.from_numpy(np.ascontiguousarray(x)).to(rt.device)  # kept whole, uint8, on the device once
+    y_t = torch.from_numpy(y).to(rt.device)
+    batcher = Batcher(len(y), cfg.batch_size, seed=cfg.seed, rank=rt.rank, world=rt.world)
     total = max(1, round(epochs * batcher.steps_per_epoch))
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
 
     def batch_at(step: int):
-        idx = batcher(step)
+        idx = batcher(step).to(rt.device)
         xb = x_t[idx].float() / 255  # (B, 1, 28, 28)
         if cfg.augment:
-            gen = step_generator(cfg.seed, step)
+            gen = step_generator(cfg.seed, step, device=rt.device)
             warped = augment.random_affine(xb, gen, degrees=10, translate=0.1, scale=(0.9, 1.1))
-            xb = torch.where((torch.rand(len(xb), generator=gen) < 0.5).view(-1, 1, 1, 1), warped, xb)
+            coin = torch.rand(len(xb), generator=gen, device=rt.device) < 0.5
+            xb = torch.where(coin.view(-1, 1, 1, 1), warped, xb)
         return channels_last(xb), y_t[idx]
 
     def loss_fn(batch, step):
@@ -130,32 +133,45 @@ def train_detector(cfg: DetectorConfig, run: Run, *, x: np.ndarray, y: np.ndarra
         return {"loss": F.cross_entropy(logits, yb), "acc": (logits.argmax(1) == yb).float().mean()}
 
     def evaluate(step):
-        lg = infer.logits(model, val_x, precision=precision)
+        lg = infer.logits(model, val_x, precision=rt.precision)
         return {"val_accuracy": float((lg.argmax(1) == val_y).mean()), "val_loss": nll(lg, val_y)}
 
     history = fit(model, opt, run=run, total_steps=total, batch_at=batch_at, loss_fn=loss_fn, evaluate=evaluate,
                   eval_every=max(1, total // 8), steps_per_epoch=batcher.steps_per_epoch,
-                  lr_at=cosine_lr(total, warmup=min(100, total // 10)), precision=precision, seed=cfg.seed,
-                  ckpt_every=cfg.ckpt_every, resume=resume, world=world, desc=desc)
+                  lr_at=cosine_lr(total, warmup=min(100, total // 10)), precision=rt.precision, seed=cfg.seed,
+                  ckpt_every=cfg.ckpt_every, resume=resume, world=rt.world, desc=desc)
     return model, spec, history
 
 
-@METHODS.register("detector", config=DetectorConfig, budgets=BUDGETS, task="detector")
-def run(cfg: DetectorConfig, run: Run, *, resume: bool = False) -> dict:
-    setup_threads(cfg.threads)
-    rank, world = dist_init()
-    precision = resolve_precision(cfg.precision)
+@dataclass
+class DetectorData:
+    """Positives (digits) and generated negatives, labelled 1 / 0, for training, validation and test."""
+
+    ds: Any
+    fams: list[str]
+    x: np.ndarray  # (N, 1, 28, 28) uint8 training images, positives first
+    y: np.ndarray
+    tr_fam: np.ndarray  # family index of each training negative
+    val_x: np.ndarray
+    val_y: np.ndarray
+    va_fam: np.ndarray
+    test_x: np.ndarray
+    test_y: np.ndarray
+    te_neg: np.ndarray
+    te_fam: np.ndarray
+    n_test_pos: int
+
+
+def detector_data(cfg: DetectorConfig, run: Run) -> DetectorData:
+    """The splits (saved), and negatives drawn with training / validation / test seeds; broken digits come from
+    digits that are not positives (training), the validation digits, and the test digits."""
     fams = _families(cfg)
     ds = load_dataset(cfg.dataset)
     if ds.shape != (1, 28, 28):
         raise MnistlabError(f"the detector needs 28×28 grey digits; {cfg.dataset} has images {ds.shape}")
-    ood_name = cfg.ood_dataset if cfg.ood_dataset != cfg.dataset else cfg.ood_fallback
-    if ood_name == cfg.dataset:
-        raise MnistlabError(f"the out-of-distribution set must differ from the training set ({cfg.dataset})")
     pos_idx, val_idx, spare_idx = _split(cfg, len(ds.train_y))
     run.save_splits(positives=pos_idx, val=val_idx)
     spare = ds.train_x[spare_idx] if len(spare_idx) >= 3 else ds.train_x[pos_idx]
-    # negatives: training / validation / test seeds; broken digits from digits that are not positives / from test
     tr_neg, tr_fam = neg.generate_mix(cfg.negatives, seed=cfg.data_seed, families=fams, digits=spare)
     va_neg, va_fam = neg.generate_mix(cfg.val_size, seed=cfg.data_seed + VAL_SEED, families=fams,
                                       digits=ds.train_x[val_idx])
@@ -165,71 +181,82 @@ def run(cfg: DetectorConfig, run: Run, *, resume: bool = False) -> dict:
     x, y = _labelled(ds.train_x[pos_idx], tr_neg)
     val_x, val_y = _labelled(ds.train_x[val_idx], va_neg)
     test_x, test_y = _labelled(test_pos, te_neg)
+    return DetectorData(ds, fams, x, y, tr_fam, val_x, val_y, va_fam, test_x, test_y, te_neg, te_fam, len(test_pos))
 
-    model, spec, history = train_detector(cfg, run, x=x, y=y, val_x=val_x, val_y=val_y, epochs=cfg.epochs,
-                                          precision=precision, world=world, rank=rank, resume=resume,
-                                          desc=f"detector {cfg.model}")
-    train_seconds = history[-1]["seconds"] if history else 0.0
-    # the decision threshold: chosen on validation margins only
-    val_m = _margin(infer.logits(model, val_x, precision=precision))
-    thr = choose_threshold(val_m, val_y)
-    val_acc = float(((val_m >= thr) == val_y.astype(bool)).mean())
-    threshold = {"margin": thr, "p_digit": float(_p(thr)), "chosen_on": "validation",
-                 "val_accuracy": val_acc, "val_size": int(len(val_y))}
-    run.save_json("threshold.json", threshold)
-    run.save_model(model, {**spec, "task": "detector", "classes": list(CLASSES), "threshold": float(_p(thr))})
 
-    # ---- test: 10k MNIST test + freshly generated negatives
-    test_m = _margin(infer.logits(model, test_x, precision=precision))
+def test_outputs(cfg: DetectorConfig, run: Run, d: DetectorData, *, test_m: np.ndarray, thr: float,
+                 history: list[dict]) -> dict:
+    """Test metrics at the validation threshold, and the confusion, curves and prediction figures."""
     pred = (test_m >= thr).astype(np.int64)
-    cm = confusion(test_y, pred, 2)
-    fam_acc = {f: float((pred[len(test_pos):][te_fam == i] == 0).mean()) for i, f in enumerate(fams)
-               if (te_fam == i).any()}
-    metrics = {"accuracy": float((pred == test_y).mean()),
-               "accuracy_at_p50": float(((test_m >= 0) == test_y.astype(bool)).mean()),
-               "digit_recall": float(pred[test_y == 1].mean()),
-               "nondigit_recall": float(1 - pred[test_y == 0].mean()),
-               "test_size": int(len(test_y)), "threshold_p_digit": threshold["p_digit"],
-               "val_accuracy": val_acc, "family_accuracy": fam_acc}
+    cm = confusion(d.test_y, pred, 2)
+    fam_acc = {f: float((pred[d.n_test_pos:][d.te_fam == i] == 0).mean()) for i, f in enumerate(d.fams)
+               if (d.te_fam == i).any()}
+    metrics = {"accuracy": float((pred == d.test_y).mean()),
+               "accuracy_at_p50": float(((test_m >= 0) == d.test_y.astype(bool)).mean()),
+               "digit_recall": float(pred[d.test_y == 1].mean()),
+               "nondigit_recall": float(1 - pred[d.test_y == 0].mean()),
+               "test_size": int(len(d.test_y)), "threshold_p_digit": float(_p(thr)), "family_accuracy": fam_acc}
     run.save_json("family_accuracy.json", fam_acc)
     run.save_json("confusion.json", {"classes": list(CLASSES), "matrix": cm.tolist()})
     run.save_figure("confusion.png", plots.confusion_heatmap(cm, CLASSES, title="detector, test (counts)"))
     if history:
         run.save_figure("learning_curves.png", plots.learning_curves(history))
-    run.save_figure("predictions.png", prediction_grid(test_x, test_y, test_m, thr, fams, te_fam, len(test_pos)))
+    run.save_figure("predictions.png", prediction_grid(d.test_x, d.test_y, test_m, thr, d.fams, d.te_fam,
+                                                       d.n_test_pos))
+    return metrics
 
-    # ---- out of distribution: a dataset never seen in training
-    groups = {"MNIST test (digits)": test_m[test_y == 1], "generated (test seed)": test_m[test_y == 0]}
+
+def ood_outputs(cfg: DetectorConfig, run: Run, d: DetectorData, model, *, test_m: np.ndarray, thr: float,
+                precision: str) -> dict:
+    """Margins on a data set never seen in training (AUROC, FPR at 95 % digit recall), score histograms, and the
+    test scores saved for later analyses."""
+    ood_name = cfg.ood_dataset if cfg.ood_dataset != cfg.dataset else cfg.ood_fallback
+    metrics = {}
+    groups = {"MNIST test (digits)": test_m[d.test_y == 1], "generated (test seed)": test_m[d.test_y == 0]}
     if ood_name:
         ood = load_dataset(ood_name)
         ood_x = ood.test_x[: cfg.test_subset] if cfg.test_subset else ood.test_x
         ood_m = _margin(infer.logits(model, ood_x, precision=precision))
-        rep = ood_report(test_m[test_y == 1], ood_m, threshold=thr)
+        rep = ood_report(test_m[d.test_y == 1], ood_m, threshold=thr)
         key = ood_name.replace("-mnist", "").replace("-", "_")
         metrics.update({f"auroc_{key}": rep["auroc"], f"fpr95_{key}": rep["fpr95"],
-                        f"accepted_{key}": rep["accepted_out"]})
+                        f"accepted_{key}": rep["accepted_out"], "ood_dataset": ood_name})
         groups[f"{ood_name} test (never seen)"] = ood_m
-        metrics["ood_dataset"] = ood_name
         run.save_array("ood_margins.npy", ood_m.astype(np.float32))
     run.save_figure("scores.png", plots.score_histograms(groups, threshold=thr, xlabel="margin = logit(digit) − "
                                                                                       "logit(no digit)"))
-    with_scores = {"margin": test_m.astype(np.float32), "label": test_y, "family": np.r_[
-        np.full(len(test_pos), -1), te_fam].astype(np.int64)}
+    with_scores = {"margin": test_m.astype(np.float32), "label": d.test_y, "family": np.r_[
+        np.full(d.n_test_pos, -1), d.te_fam].astype(np.int64)}
     if run.writer:
-        from mnistlab import fileio
-
         with fileio.atomic_path(run.path("test_scores.npz")) as tmp, open(tmp, "wb") as f:
-            np.savez_compressed(f, **with_scores, families=np.array(fams))
-    run.save_figure("families.png", families_figure(fams, per_family=10, seed=cfg.data_seed + TEST_SEED,
-                                                    digits=ds.test_x))
+            np.savez_compressed(f, **with_scores, families=np.array(d.fams))
+    run.save_figure("families.png", families_figure(d.fams, per_family=10, seed=cfg.data_seed + TEST_SEED,
+                                                    digits=d.ds.test_x))
+    return metrics
 
-    # ---- leave-one-family-out: train without F, test on fresh images of F
-    if cfg.lofo and len(fams) > 1:
-        lofo = {}
-        for i, f in enumerate(fams):
-            lofo[f] = _lofo_fold(cfg, run, f, x=x, y=y, tr_fam=tr_fam, val_x=val_x, val_y=val_y, va_fam=va_fam,
-                                 test_neg=te_neg[te_fam == i], fam_index=i, precision=precision, world=world,
-                                 rank=rank, resume=resume)
+
+@METHODS.register("detector", config=DetectorConfig, budgets=BUDGETS, task="detector")
+def run(cfg: DetectorConfig, run: Run, *, resume: bool = False) -> dict:
+    rt = resolve_runtime(cfg)
+    ood_name = cfg.ood_dataset if cfg.ood_dataset != cfg.dataset else cfg.ood_fallback
+    if ood_name == cfg.dataset:
+        raise MnistlabError(f"the out-of-distribution set must differ from the training set ({cfg.dataset})")
+    d = detector_data(cfg, run)
+    model, spec, history = train_detector(cfg, run, x=d.x, y=d.y, val_x=d.val_x, val_y=d.val_y, epochs=cfg.epochs,
+                                          rt=rt, resume=resume, desc=f"detector {cfg.model}")
+    train_seconds = history[-1]["seconds"] if history else 0.0
+    # the decision threshold: chosen on validation margins only
+    val_m = _margin(infer.logits(model, d.val_x, precision=rt.precision))
+    thr = choose_threshold(val_m, d.val_y)
+    val_acc = float(((val_m >= thr) == d.val_y.astype(bool)).mean())
+    run.save_json("threshold.json", {"margin": thr, "p_digit": float(_p(thr)), "chosen_on": "validation",
+                                     "val_accuracy": val_acc, "val_size": int(len(d.val_y))})
+    run.save_model(model, {**spec, "task": "detector", "classes": list(CLASSES), "threshold": float(_p(thr))})
+    test_m = _margin(infer.logits(model, d.test_x, precision=rt.precision))  # MNIST test + fresh negatives
+    metrics = {**test_outputs(cfg, run, d, test_m=test_m, thr=thr, history=history), "val_accuracy": val_acc}
+    metrics.update(ood_outputs(cfg, run, d, model, test_m=test_m, thr=thr, precision=rt.precision))
+    if cfg.lofo and len(d.fams) > 1:  # leave-one-family-out: train without F, test on fresh images of F
+        lofo = {f: _lofo_fold(cfg, run, f, d=d, fam_index=i, rt=rt, resume=resume) for i, f in enumerate(d.fams)}
         metrics["lofo_accuracy"] = {f: r["accuracy"] for f, r in lofo.items()}
         metrics["lofo_min_accuracy"] = min(metrics["lofo_accuracy"].values())
         metrics["lofo_digit_recall_min"] = min(r["digit_recall"] for r in lofo.values())
@@ -237,32 +264,28 @@ def run(cfg: DetectorConfig, run: Run, *, resume: bool = False) -> dict:
         run.save_figure("lofo.png", plots.bar_chart([r["accuracy"] for r in lofo.values()], list(lofo),
                                                     title="left-out family: accuracy (no digit)",
                                                     ylabel="accuracy"))
-    return {**metrics, "train_seconds": train_seconds, "params": count_params(model), "precision": precision,
-            "families": fams, "train_images": int(len(y))}
+    return {**metrics, "train_seconds": train_seconds, "params": count_params(model), "precision": rt.precision,
+            "device": str(rt.device), "families": d.fams, "train_images": int(len(d.y))}
 
 
-def _lofo_fold(cfg: DetectorConfig, run: Run, family: str, *, x, y, tr_fam, val_x, val_y, va_fam, test_neg,
-               fam_index: int, precision: str, world: int, rank: int, resume: bool) -> dict:
+def _lofo_fold(cfg: DetectorConfig, run: Run, family: str, *, d: DetectorData, fam_index: int, rt: Runtime,
+               resume: bool) -> dict:
     """One detector trained without `family` (its negatives dropped from train and validation), tested on fresh
     images of `family` and on the MNIST test digits (so that rejecting everything cannot look good)."""
-    from mnistlab import fileio
-
-    d = run.dir / "lofo" / family
-    if (d / "result.json").exists() and (d / "metrics.json").exists():  # finished before an interruption
-        return fileio.read_json(d / "result.json")
-    sub = Run(d, resume=resume, writer=run.writer)
+    sub_dir = run.dir / "lofo" / family
+    if (sub_dir / "result.json").exists() and (sub_dir / "metrics.json").exists():  # finished before an interruption
+        return fileio.read_json(sub_dir / "result.json")
+    sub = Run(sub_dir, resume=resume, writer=run.writer)
     sub.start({**to_dict(cfg), "left_out": family}, command="detect", method="detector-lofo")
-    n_pos = int(y.sum())  # positives come first in x
-    keep = np.r_[np.ones(n_pos, bool), tr_fam != fam_index]
-    vkeep = np.r_[np.ones(int(val_y.sum()), bool), va_fam != fam_index]
-    model, _, history = train_detector(cfg, sub, x=x[keep], y=y[keep], val_x=val_x[vkeep], val_y=val_y[vkeep],
-                                       epochs=cfg.lofo_epochs, precision=precision, world=world, rank=rank,
-                                       resume=resume, desc=f"lofo −{family}")
-    thr = choose_threshold(_margin(infer.logits(model, val_x[vkeep], precision=precision)), val_y[vkeep])
-    m_neg = _margin(infer.logits(model, test_neg, precision=precision))
-    ds = load_dataset(cfg.dataset)
-    test_pos = ds.test_x[: cfg.test_subset] if cfg.test_subset else ds.test_x
-    m_pos = _margin(infer.logits(model, test_pos, precision=precision))
+    n_pos = int(d.y.sum())  # positives come first in x
+    keep = np.r_[np.ones(n_pos, bool), d.tr_fam != fam_index]
+    vkeep = np.r_[np.ones(int(d.val_y.sum()), bool), d.va_fam != fam_index]
+    model, _, history = train_detector(cfg, sub, x=d.x[keep], y=d.y[keep], val_x=d.val_x[vkeep],
+                                       val_y=d.val_y[vkeep], epochs=cfg.lofo_epochs, rt=rt, resume=resume,
+                                       desc=f"lofo −{family}")
+    thr = choose_threshold(_margin(infer.logits(model, d.val_x[vkeep], precision=rt.precision)), d.val_y[vkeep])
+    m_neg = _margin(infer.logits(model, d.te_neg[d.te_fam == fam_index], precision=rt.precision))
+    m_pos = _margin(infer.logits(model, d.test_x[:d.n_test_pos], precision=rt.precision))
     result = {"accuracy": float((m_neg < thr).mean()), "n": int(len(m_neg)),
               "digit_recall": float((m_pos >= thr).mean()), "threshold_p_digit": float(_p(thr)),
               "train_seconds": history[-1]["seconds"] if history else 0.0}

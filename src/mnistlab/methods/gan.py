@@ -23,7 +23,8 @@ from mnistlab.methods._common import setup
 from mnistlab.models import count_params
 from mnistlab.models.gan import build_gan, from_uint8, gan_spec, recalibrate_bn, sample, to_uint8
 from mnistlab.report import gan_images
-from mnistlab.train import Batcher, allreduce_grads, channels_last, fit, prepare_module, step_generator
+from mnistlab.train import Batcher, allreduce_grads, fit, step_generator
+from mnistlab.precision import channels_last, prepare_module
 
 
 @dataclass
@@ -94,6 +95,33 @@ def gan_step(gan, opt_d: torch.optim.Optimizer, opt_g: torch.optim.Optimizer, x:
             "d_real": torch.sigmoid(d_real).mean().detach(), "d_fake": torch.sigmoid(d_fake).mean().detach()}
 
 
+def fixed_noise(cfg: GANConfig, k: int, *, device: torch.device) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """The per-epoch grids' noise (and classes): unconditional grid² noises; conditional: row = class, column = noise.
+    Drawn on the CPU (the same grid on every device), then moved."""
+    fixed_gen = torch.Generator().manual_seed(cfg.seed * 7919 + 17)
+    if k:
+        fixed_z = torch.randn(cfg.grid, cfg.nz, generator=fixed_gen).repeat(k, 1)  # (k·grid, nz)
+        fixed_y = torch.arange(k).repeat_interleave(cfg.grid)  # row k: class k
+        return fixed_z.to(device), fixed_y.to(device)
+    return torch.randn(cfg.grid ** 2, cfg.nz, generator=fixed_gen).to(device), None
+
+
+def gan_outputs(run, gan, *, spec: dict, cfg: GANConfig, k: int, history: list[dict]) -> None:
+    """The saved generator (EMA, batch norm recalibrated) and discriminator, the training GIF, curves and samples."""
+    G_out = gan.G_ema.float().to(memory_format=torch.contiguous_format)
+    recalibrate_bn(G_out, seed=cfg.seed)
+    run.save_model(G_out, spec, name="generator")
+    run.save_model(gan.D.float().to(memory_format=torch.contiguous_format), spec, name="discriminator")
+    if run.writer:
+        frames = sorted(run.path("grids").glob("epoch_*.png"))
+        gan_images.save_gif(run.path("training.gif"), frames)
+        run.save_figure("gan_curves.png", gan_images.gan_curves(history))
+        imgs, _ = sample(G_out, k * cfg.grid if k else cfg.grid ** 2, seed=cfg.seed)
+        if k:  # sample() cycles classes 0..k-1; regroup so that row k holds class k
+            imgs = imgs.view(cfg.grid, k, *imgs.shape[1:]).transpose(0, 1).reshape(-1, *imgs.shape[1:])
+        gan_images.save_png(run.path("samples.png"), gan_images.tile(imgs.cpu().numpy(), cols=cfg.grid))
+
+
 def train_gan(cfg: GANConfig, run, *, resume: bool = False) -> dict:
     if cfg.model != "dcgan":
         raise MnistlabError(f"unknown GAN model {cfg.model!r}; valid: dcgan")
@@ -103,22 +131,23 @@ def train_gan(cfg: GANConfig, run, *, resume: bool = False) -> dict:
         raise MnistlabError(f"the GAN draws 28×28 images; dataset {cfg.dataset} has {h}×{w}")
     k = s.ds.num_classes if cfg.conditional else 0
     spec = gan_spec(nz=cfg.nz, g_width=cfg.g_width, d_width=cfg.d_width, channels=c, num_classes=k)
-    gan = prepare_module(build_gan(spec), s.precision)
+    gan = prepare_module(build_gan(spec), s.runtime)
     G, D = gan.G, gan.D
     opt_d = torch.optim.Adam(D.parameters(), lr=cfg.lr, betas=(cfg.beta1, 0.999))
     opt_g = torch.optim.Adam(G.parameters(), lr=cfg.lr, betas=(cfg.beta1, 0.999))
 
-    x_tr = as_tensor(s.train_x)  # (N, C, 28, 28) uint8, read-only, never written
-    y_tr = torch.from_numpy(s.train_y)
+    x_tr = as_tensor(s.train_x).to(s.device)  # (N, C, 28, 28) uint8, read-only, never written, on the device once
+    y_tr = torch.from_numpy(s.train_y).to(s.device)
     run.save_splits(train=np.arange(len(y_tr)))
     batcher = Batcher(len(y_tr), cfg.batch_size, seed=cfg.seed, rank=s.rank, world=s.world)
     spe = batcher.steps_per_epoch
     total = max(1, round(cfg.epochs * spe))
 
     def batch_at(step: int):
-        idx = batcher(step)
+        idx = batcher(step).to(s.device)
         x = channels_last(from_uint8(x_tr[idx]))  # (B, C, 28, 28) in [-1, 1]
-        z = torch.randn(len(idx), cfg.nz, generator=step_generator(cfg.seed, step, 1 + s.rank))  # (B, nz)
+        gen = step_generator(cfg.seed, step, 1 + s.rank, device=s.device)
+        z = torch.randn(len(idx), cfg.nz, generator=gen, device=s.device)  # (B, nz)
         return x, (y_tr[idx] if k else None), z  # fakes are asked for the batch's classes (cgan)
 
     def optimize(batch, step: int) -> dict:
@@ -126,21 +155,14 @@ def train_gan(cfg: GANConfig, run, *, resume: bool = False) -> dict:
         return gan_step(gan, opt_d, opt_g, x, y, z, real_label=cfg.real_label, world=s.world)
 
 
-    # fixed noise for the per-epoch grids: unconditional grid² noises; conditional: row = class, column = noise
-    fixed_gen = torch.Generator().manual_seed(cfg.seed * 7919 + 17)
-    if k:
-        fixed_z = torch.randn(cfg.grid, cfg.nz, generator=fixed_gen).repeat(k, 1)  # (k·grid, nz)
-        fixed_y = torch.arange(k).repeat_interleave(cfg.grid)  # row k: class k
-        cols = cfg.grid
-    else:
-        fixed_z, fixed_y, cols = torch.randn(cfg.grid ** 2, cfg.nz, generator=fixed_gen), None, cfg.grid
-    grid_dir = run.path("grids")
+    fixed_z, fixed_y = fixed_noise(cfg, k, device=s.device)
+    cols, grid_dir = cfg.grid, run.path("grids")
 
     @torch.no_grad()
     def draw_grid(epoch: int) -> None:
         recalibrate_bn(gan.G_ema, seed=cfg.seed)
         gan.G_ema.eval()
-        imgs = to_uint8(gan.G_ema(fixed_z, fixed_y)).numpy()  # (n, C, 28, 28)
+        imgs = to_uint8(gan.G_ema(fixed_z, fixed_y)).cpu().numpy()  # (n, C, 28, 28)
         mosaic = gan_images.tile(imgs, cols=cols)
         if run.writer:
             gan_images.save_png(grid_dir / f"epoch_{epoch:03d}.png",
@@ -159,18 +181,7 @@ def train_gan(cfg: GANConfig, run, *, resume: bool = False) -> dict:
                   after_step=after_step, precision=s.precision, seed=cfg.seed, ckpt_every=cfg.ckpt_every,
                   resume=resume, world=s.world, desc=f"{'cgan' if k else 'gan'} dcgan")
 
-    G_out = gan.G_ema.float().to(memory_format=torch.contiguous_format)
-    recalibrate_bn(G_out, seed=cfg.seed)
-    run.save_model(G_out, spec, name="generator")
-    run.save_model(gan.D.float().to(memory_format=torch.contiguous_format), spec, name="discriminator")
-    if run.writer:
-        frames = sorted(grid_dir.glob("epoch_*.png"))
-        gan_images.save_gif(run.path("training.gif"), frames)
-        run.save_figure("gan_curves.png", gan_images.gan_curves(history))
-        imgs, _ = sample(G_out, k * cfg.grid if k else cfg.grid ** 2, seed=cfg.seed)
-        if k:  # sample() cycles classes 0..k-1; regroup so that row k holds class k
-            imgs = imgs.view(cfg.grid, k, *imgs.shape[1:]).transpose(0, 1).reshape(-1, *imgs.shape[1:])
-        gan_images.save_png(run.path("samples.png"), gan_images.tile(imgs.numpy(), cols=cols))
+    gan_outputs(run, gan, spec=spec, cfg=cfg, k=k, history=history)
     last = history[-1] if history else {}
     return {"conditional": bool(k), "loss_d": last.get("train_loss_d"), "loss_g": last.get("train_loss_g"),
             "d_real": last.get("train_d_real"), "d_fake": last.get("train_d_fake"), "steps": total,

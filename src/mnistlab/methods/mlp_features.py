@@ -13,7 +13,7 @@ from mnistlab.runs import Run
 @dataclass
 class MLPFeaturesConfig(FewLabelConfig):
     model: str = "mlp"
-    features: str = "profile112"  # a registered feature set (mnistlab.data.preprocess.FEATURES); the report recipe
+    features: str = "profile112"  # a registered feature set (mnistlab.data.features.FEATURES); the report recipe
     # uses profile112-report (raw values, empty row = 0)
     binarize: int = 34  # the features count ink pixels ≥ 34/255 either way; binarised input is the report's
     hidden: int = 256

@@ -32,8 +32,9 @@ from mnistlab.methods._fewlabel import (FewLabelConfig, build_model, load_split,
 from mnistlab.models import MODELS, create_model, model_spec
 from mnistlab.report import plots
 from mnistlab.runs import Run, load_model, source_fingerprint
-from mnistlab.train import (Batcher, autocast, channels_last, fit, prepare_module, resolve_precision, setup_threads,
-                            step_generator)
+from mnistlab.train import Batcher, fit, step_generator
+from mnistlab.precision import (Runtime, autocast, channels_last, module_device, prepare_module, resolve_device,
+                                resolve_precision, setup_threads)
 
 # ------------------------------------------------------------------------------------------------ the pretext
 
@@ -70,10 +71,12 @@ def pretext_root() -> Path:
     return data_home() / "pretext"
 
 
-def pretext_key(cfg: PretextConfig) -> str:
+def pretext_key(cfg: PretextConfig, device: torch.device = torch.device("cpu")) -> str:
     # the code that trains it (this file, the loop, the model's file): an edit there trains a new pretext
     code = source_fingerprint(__name__, "mnistlab.train", MODELS.get(cfg.model).__module__)
-    fields = {**asdict(cfg), "precision": resolve_precision(cfg.precision), "code": code}
+    fields = {**asdict(cfg), "precision": resolve_precision(cfg.precision, device), "code": code}
+    if device.type != "cpu":  # a GPU draws other numbers: its own cache entry (CPU keys unchanged)
+        fields["device"] = device.type
     blob = json.dumps(fields, sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
@@ -83,7 +86,7 @@ def rotate4(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
 
     Row k·B + i is image i turned by k × 90°, so the four rotations of an image are always in the same batch."""
     xs = torch.cat([torch.rot90(x, k, (2, 3)) for k in range(4)])
-    return xs, torch.arange(4).repeat_interleave(len(x))
+    return xs, torch.arange(4, device=x.device).repeat_interleave(len(x))
 
 
 @torch.no_grad()
@@ -92,10 +95,11 @@ def rotation_accuracy(model: torch.nn.Module, x_uint8: np.ndarray, *, precision:
     """Accuracy at telling 0/90/180/270° on all four rotations of every image (preprocessed by `pre`)."""
     model.eval()
     correct = total = 0
+    dev = module_device(model)
     for i in range(0, len(x_uint8), chunk):
-        x, y = rotate4(preprocess(x_uint8[i: i + chunk], pre))
+        x, y = rotate4(preprocess(as_tensor(x_uint8[i: i + chunk]).to(dev), pre))
         x = channels_last(x)
-        with autocast(precision):
+        with autocast(precision, dev):
             correct += int((model(x).argmax(1) == y).sum())
         total += len(y)
     return correct / max(1, total)
@@ -106,13 +110,14 @@ def pretext_examples(model: torch.nn.Module, x_uint8: np.ndarray, *, pre: dict |
     """The pretext task drawn (the report's Fig. 2): each image turned by 0/90/180/270°, with the rotation the
     pretext model predicts and its probability. x_uint8 (N, C, H, W) → a figure of N rows × 4 rotations."""
     model.eval()
-    x, y = rotate4(preprocess(x_uint8, pre))  # (4N, C, H, W): rotation k of image i at row k·N + i
-    with autocast(precision):
+    dev = module_device(model)
+    x, y = rotate4(preprocess(as_tensor(x_uint8).to(dev), pre))  # (4N, C, H, W): rotation k of image i at row k·N + i
+    with autocast(precision, dev):
         probs = model(channels_last(x)).float().softmax(1)
     n = len(x_uint8)
     order = torch.arange(4 * n).view(4, n).T.flatten()  # image-major: i's four rotations side by side
     titles = [f"{90 * int(y[j])}° → {90 * int(probs[j].argmax())}° ({float(probs[j].max()):.2f})" for j in order]
-    return plots.image_grid(x[order].float().numpy(), titles, cols=4, size=1.4)
+    return plots.image_grid(x[order].float().cpu().numpy(), titles, cols=4, size=1.4)
 
 
 @torch.no_grad()
@@ -121,21 +126,24 @@ def rotation_accuracy_by_class(model: torch.nn.Module, x_uint8: np.ndarray, labe
     """Rotation accuracy per digit class: where the pretext is ambiguous (0, 1, 8 look alike turned by 180°)."""
     model.eval()
     hits = np.zeros(len(x_uint8))
+    dev = module_device(model)
     for i in range(0, len(x_uint8), chunk):
-        x, y = rotate4(preprocess(x_uint8[i: i + chunk], pre))
+        x, y = rotate4(preprocess(as_tensor(x_uint8[i: i + chunk]).to(dev), pre))
         x = channels_last(x)
-        with autocast(precision):
+        with autocast(precision, dev):
             ok = (model(x).argmax(1) == y).float().view(4, -1).mean(0)  # (chunk,) share of the 4 rotations right
-        hits[i: i + len(ok)] = ok.numpy()
+        hits[i: i + len(ok)] = ok.cpu().numpy()
     return {int(c): float(hits[labels == c].mean()) for c in np.unique(labels)}
 
 
-def train_pretext(cfg: PretextConfig, out: Path, *, resume: bool = False) -> dict:
-    """Train the rotation model into the run folder `out`; returns its metrics."""
+def train_pretext(cfg: PretextConfig, out: Path, *, resume: bool = False,
+                  device: torch.device = torch.device("cpu")) -> dict:
+    """Train the rotation model into the run folder `out`, on `device`; returns its metrics."""
     if not MODELS.info(cfg.model).get("pretext"):
         valid = [n for n in MODELS.names() if MODELS.info(n).get("pretext")]
         raise MnistlabError(f"model {cfg.model!r} has no features/head split for RotNet; valid: {', '.join(valid)}")
-    precision = resolve_precision(cfg.precision)
+    runtime = Runtime(device, resolve_precision(cfg.precision, device))
+    precision = runtime.precision
     ds = load_dataset(cfg.dataset)
     tx, vx, vy = ds.train_x, ds.test_x, ds.test_y
     if cfg.train_subset:
@@ -144,19 +152,19 @@ def train_pretext(cfg: PretextConfig, out: Path, *, resume: bool = False) -> dic
         vx, vy = vx[: cfg.test_subset], vy[: cfg.test_subset]
     run = Run(out, resume=resume)
     cpu0 = time.process_time()
-    run.start({**asdict(cfg), "key": pretext_key(cfg)}, command="pretext", method="rotnet-pretext")
+    run.start({**asdict(cfg), "key": pretext_key(cfg, device)}, command="pretext", method="rotnet-pretext")
     torch.manual_seed(cfg.seed)
-    model = prepare_module(create_model(cfg.model, in_shape=ds.shape, num_classes=4), precision)
+    model = prepare_module(create_model(cfg.model, in_shape=ds.shape, num_classes=4), runtime)
     pre = {"binarize": cfg.binarize} if cfg.binarize >= 0 else {}
     spec = model_spec(cfg.model, in_shape=ds.shape, num_classes=4, preprocess=pre)
-    x_all = as_tensor(tx)  # (N, C, H, W) uint8, read-only, never written
+    x_all = as_tensor(tx).to(device)  # (N, C, H, W) uint8, read-only, never written, on the device once
     batcher = Batcher(len(x_all), cfg.batch_size, seed=cfg.seed)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     watch = vx[:1000]  # rotated-test curve: shown, never used to choose anything (the last step is kept)
 
     def batch_at(step: int):
-        x = x_all[batcher(step)].float() / 255
-        x = augment.random_shift(x, step_generator(cfg.seed, step), pixels=cfg.shift)
+        x = x_all[batcher(step).to(device)].float() / 255
+        x = augment.random_shift(x, step_generator(cfg.seed, step, device=device), pixels=cfg.shift)
         x = to_input(x, pre)
         x, y = rotate4(x)
         x = channels_last(x)
@@ -223,16 +231,18 @@ def _lock(path: Path, poll: float = 5.0):
 
 
 def pretrained_pretext(model_name: str = "rotnet-cnn", *, budget: str = "full", dataset: str = "mnist",
-                       threads: int = 0, **overrides: Any) -> tuple[torch.nn.Module, dict]:
+                       threads: int = 0, device: str = "auto", **overrides: Any) -> tuple[torch.nn.Module, dict]:
     """The rotation-pretrained model (4-way head) for `model_name`, trained on first use and cached.
 
     Returns (model in eval mode, info) with info = {dir, key, cached, pretext_test_accuracy, wall_seconds, config}.
     `model.features` is the transferable conv trunk ((B, C, H, W) → (B, D)); `transfer_weights` copies it (and the
     hidden head layers) into a classifier of the same name. `overrides` are PretextConfig fields (steps, lr, seed…).
+    The model is returned on the CPU (`transfer_weights` copies to the target's device).
     """
     setup_threads(threads)
+    dev = resolve_device(device)
     cfg = pretext_config(model_name, budget=budget, dataset=dataset, **overrides)
-    key = pretext_key(cfg)
+    key = pretext_key(cfg, dev)
     final = pretext_root() / key
     cached = (final / "metrics.json").exists()
     if not cached:
@@ -240,7 +250,7 @@ def pretrained_pretext(model_name: str = "rotnet-cnn", *, budget: str = "full", 
             cached = (final / "metrics.json").exists()
             if not cached:
                 partial = final.with_name(key + ".partial")  # a killed pretext resumes from its checkpoint
-                train_pretext(cfg, partial, resume=partial.exists())
+                train_pretext(cfg, partial, resume=partial.exists(), device=dev)
                 os.replace(partial, final)
     model, _ = load_model(final)
     metrics = fileio.read_json(final / "metrics.json")
@@ -293,7 +303,7 @@ def run(cfg: RotNetConfig, run: Run, *, resume: bool = False) -> dict:
     # the pretext sees the images as the classifier will (binarised with the report's recipe)
     steps = {"steps": cfg.pretext_steps} if cfg.pretext_steps > 0 else {}
     pretext, info = pretrained_pretext(cfg.model, budget=pbudget, dataset=cfg.dataset, precision=cfg.precision,
-                                       binarize=cfg.binarize, **steps)
+                                       device=cfg.device, binarize=cfg.binarize, **steps)
     pre = preprocessing(cfg)
     model, spec = build_model(cfg, d, pre)
     copied = transfer_weights(pretext, model)
@@ -316,7 +326,7 @@ def run(cfg: RotNetConfig, run: Run, *, resume: bool = False) -> dict:
     run.save_json("pretext.json", {k: v for k, v in info.items()} | {"copied_weights": copied})
     if run.writer and cfg.figures:
         run.save_figure("pretext_examples.png", pretext_examples(pretext, d.x_lab[:4], pre=pre,
-                                                                 precision=resolve_precision(cfg.precision)))
+                                                                 precision=d.s.precision))
     metrics = train_classifier(cfg, run, d, model=model, spec=spec, pre=pre, resume=resume, params=params,
                                train_mode=train_mode, desc=f"rotnet {cfg.transfer} {cfg.model}")
     return {**metrics, "transfer": cfg.transfer, "pretext_test_accuracy": info["pretext_test_accuracy"],

@@ -18,7 +18,8 @@ from mnistlab.methods._common import classifier_outputs, cosine_lr, eval_split, 
 from mnistlab.models import config_options, count_params, create_model, model_spec
 from mnistlab.report import plots
 from mnistlab.config import TrainConfig
-from mnistlab.train import Batcher, channels_last, fit, prepare_module, step_generator
+from mnistlab.train import Batcher, fit, step_generator
+from mnistlab.precision import channels_last, prepare_module
 
 
 @dataclass
@@ -119,11 +120,11 @@ def run(cfg: SupervisedConfig, run, *, resume: bool = False) -> dict:
     in_shape = input_shape(spec_pre, s.ds.shape)
     kwargs = config_options(cfg)
     model = prepare_module(create_model(cfg.model, in_shape=in_shape, num_classes=s.ds.num_classes, **kwargs),
-                           s.precision)
+                           s.runtime)
     spec = model_spec(cfg.model, in_shape=in_shape, num_classes=s.ds.num_classes, preprocess=spec_pre, **kwargs)
 
-    x_tr = torch.from_numpy(np.ascontiguousarray(x_base[train_idx]))  # (N, C, H, W) uint8, kept in memory
-    y_tr = torch.from_numpy(y_base[train_idx])
+    x_tr = torch.from_numpy(np.ascontiguousarray(x_base[train_idx])).to(s.device)  # (N, C, H, W) uint8, on the device
+    y_tr = torch.from_numpy(y_base[train_idx]).to(s.device)
     x_val, y_val = x_base[val_idx], y_base[val_idx]
     batcher = Batcher(len(y_tr), cfg.batch_size, seed=cfg.seed, rank=s.rank, world=s.world)
     total = max(1, round(cfg.epochs * batcher.steps_per_epoch))
@@ -131,10 +132,10 @@ def run(cfg: SupervisedConfig, run, *, resume: bool = False) -> dict:
     is_image = len(in_shape) == 3
 
     def batch_at(step: int):
-        idx = batcher(step)
+        idx = batcher(step).to(s.device)
         x = preprocess(x_tr[idx], spec_pre)
         if cfg.augment and is_image:
-            x = augment_batch(x, step_generator(cfg.seed, step), cfg, hflip=s.ds.hflip_safe)
+            x = augment_batch(x, step_generator(cfg.seed, step, device=s.device), cfg, hflip=s.ds.hflip_safe)
         return (channels_last(x) if is_image else x), y_tr[idx]
 
     def loss_fn(batch, step):

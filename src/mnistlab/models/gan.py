@@ -14,6 +14,8 @@ from typing import Any
 import torch
 from torch import nn
 
+from mnistlab.errors import MnistlabError
+
 
 def init_dcgan(module: nn.Module) -> None:
     """DCGAN initialisation (Radford et al.): conv/linear weights N(0, 0.02), batch-norm scales N(1, 0.02)."""
@@ -136,8 +138,6 @@ SPEC_RANGES = {"nz": (1, 4096), "g_width": (1, 1024), "channels": (1, 4), "num_c
 
 def check_gan_spec(spec: dict[str, Any], where: str) -> None:
     """One MnistlabError naming the field when a generator spec read from disk is not one `gan_spec` writes."""
-    from mnistlab.errors import MnistlabError
-
     for k, (lo, hi) in SPEC_RANGES.items():
         v = spec.get(k, 28 if k == "image_size" else None)
         if not (isinstance(v, int) and not isinstance(v, bool) and lo <= v <= hi):
@@ -176,11 +176,12 @@ def recalibrate_bn(G: Generator, *, batches: int = 8, batch_size: int = 256, see
     for m in bns:
         m.reset_running_stats()
         m.momentum = None  # cumulative average over the calibration batches
-    gen = torch.Generator().manual_seed(seed)
+    gen = torch.Generator().manual_seed(seed)  # on the CPU: the same noise on every device
+    dev = next(G.parameters()).device
     G.train()
     for _ in range(batches):
-        z = torch.randn(batch_size, G.nz, generator=gen)
-        y = torch.randint(0, G.num_classes, (batch_size,), generator=gen) if G.num_classes else None
+        z = torch.randn(batch_size, G.nz, generator=gen).to(dev)
+        y = torch.randint(0, G.num_classes, (batch_size,), generator=gen).to(dev) if G.num_classes else None
         G(z, y)
     for m, mom in zip(bns, saved):
         m.momentum = mom
@@ -197,87 +198,17 @@ def sample(G: Generator, n: int, *, seed: int, digit: int | None = None,
     """
     if n < 0:
         raise ValueError("n must be ≥ 0")
-    gen = torch.Generator().manual_seed(seed)
-    z = torch.randn(n, G.nz, generator=gen)  # (n, nz)
+    gen = torch.Generator().manual_seed(seed)  # on the CPU: the same images on every device
+    dev = next(G.parameters()).device
+    z = torch.randn(n, G.nz, generator=gen).to(dev)  # (n, nz)
     y = None
     if G.num_classes:
-        y = torch.full((n,), digit, dtype=torch.long) if digit is not None else torch.arange(n) % G.num_classes
+        y = torch.full((n,), digit, dtype=torch.long, device=dev) if digit is not None \
+            else torch.arange(n, device=dev) % G.num_classes
     was = G.training
     G.eval()
     out = [to_uint8(G(z[i: i + batch_size], None if y is None else y[i: i + batch_size]))
            for i in range(0, n, batch_size)]
     G.train(was)
-    images = torch.cat(out) if out else torch.zeros((0, G.channels, 28, 28), dtype=torch.uint8)
-    return images, y
-
-
-def load_generator(run_dir) -> tuple[Generator, dict[str, Any]]:
-    """Rebuild the (EMA) generator saved by a `gan`/`cgan` run: generator.json + generator.safetensors."""
-    from pathlib import Path
-
-    from safetensors import SafetensorError
-    from safetensors.torch import load_file
-
-    from mnistlab import fileio
-    from mnistlab.errors import MnistlabError
-
-    d = Path(run_dir)
-    if not d.is_dir():
-        raise MnistlabError(f"run folder {d} does not exist")
-    if not (d / "generator.safetensors").exists() and (d / "checkpoint.safetensors").exists():
-        return _generator_from_checkpoint(d)
-    if not (d / "generator.json").exists():
-        raise MnistlabError(f"{d} has no generator.json; is it a finished `gan train` run?")
-    spec = fileio.read_json(d / "generator.json")
-    if spec.get("kind") != "dcgan":
-        raise MnistlabError(f"{d / 'generator.json'}: not a GAN generator spec")
-    check_gan_spec(spec, str(d / "generator.json"))
-    try:
-        state = load_file(str(d / "generator.safetensors"))
-    except FileNotFoundError:
-        raise MnistlabError(f"{d} has no generator.safetensors; is the run finished?") from None
-    except (SafetensorError, OSError, ValueError) as e:
-        raise MnistlabError(f"{d / 'generator.safetensors'}: unreadable ({e})") from None
-    from mnistlab.runs import check_finite
-
-    check_finite(state, d / "generator.safetensors")
-    G = build_generator(spec)
-    try:
-        G.load_state_dict(state)
-    except RuntimeError as e:
-        raise MnistlabError(f"{d}: weights do not fit the generator spec ({str(e).splitlines()[0]})") from None
-    return G.eval(), spec
-
-
-def _generator_from_checkpoint(d) -> tuple[Generator, dict[str, Any]]:
-    """An unfinished run: the EMA generator of its last checkpoint (spec from config.json), batch norm recalibrated.
-
-    The returned spec carries `checkpoint_step`, so reports can say how far training had got.
-    """
-    import json
-
-    from safetensors import SafetensorError, safe_open
-
-    from mnistlab import fileio
-    from mnistlab.data import load_dataset
-    from mnistlab.errors import MnistlabError
-
-    cfg = fileio.read_json(d / "config.json")
-    if cfg.get("method") not in ("gan", "cgan"):
-        raise MnistlabError(f"{d} is not a gan/cgan run")
-    ds = load_dataset(cfg["dataset"])
-    spec = gan_spec(nz=cfg["nz"], g_width=cfg["g_width"], d_width=cfg["d_width"], channels=ds.shape[0],
-                    num_classes=ds.num_classes if cfg["conditional"] else 0)
-    try:
-        with safe_open(str(d / "checkpoint.safetensors"), "pt") as f:
-            step = json.loads(f.metadata()["meta"])["step"]
-            state = {k[len("model/G_ema."):]: f.get_tensor(k) for k in f.keys() if k.startswith("model/G_ema.")}
-    except (SafetensorError, OSError, KeyError, ValueError) as e:
-        raise MnistlabError(f"{d / 'checkpoint.safetensors'}: unreadable ({e})") from None
-    G = build_generator(spec)
-    try:
-        G.load_state_dict(state)
-    except RuntimeError as e:
-        raise MnistlabError(f"{d}: checkpoint does not fit the generator ({str(e).splitlines()[0]})") from None
-    recalibrate_bn(G, seed=cfg["seed"])
-    return G.eval(), {**spec, "checkpoint_step": step}
+    images = torch.cat(out) if out else torch.zeros((0, G.channels, 28, 28), dtype=torch.uint8, device=dev)
+    return images.cpu(), (None if y is None else y.cpu())

@@ -35,7 +35,7 @@ def calibrate(*, steps: int = 6, warmup: int = 3, batch: int = 256) -> float:
     import torch.nn.functional as F
 
     from mnistlab.models import create_model
-    from mnistlab.train import autocast, channels_last, prepare_module, resolve_precision
+    from mnistlab.precision import autocast, channels_last, prepare_module, resolve_precision
 
     precision = resolve_precision("auto")
     gen = torch.Generator().manual_seed(0)

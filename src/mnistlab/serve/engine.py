@@ -142,14 +142,14 @@ def load_classifier(d: str | Path, name: str) -> Classifier:
 
 @dataclass
 class GanSampler:
-    """A GAN run's (EMA) generator, rebuilt by `models.gan.load_generator`; sampling is a function of the seed."""
+    """A GAN run's (EMA) generator, rebuilt by `runs.load_generator`; sampling is a function of the seed."""
     G: torch.nn.Module
     spec: dict
     dir: Path
 
     @classmethod
     def load(cls, d: str | Path) -> "GanSampler":
-        from mnistlab.models.gan import load_generator
+        from mnistlab.runs import load_generator
 
         G, spec = load_generator(d)
         if spec.get("channels", 1) != 1 or spec.get("image_size", 28) != 28:
