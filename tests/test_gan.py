@@ -98,7 +98,6 @@ def test_sampling_is_deterministic_by_seed():
 
 def test_smoke_cgan_train_sample_eval(cli, tmp_path, monkeypatch):
     from mnistlab import api
-    from mnistlab.evaluate import gan_eval
 
     out = tmp_path / "cgan"
     code, stdout, err = cli("gan", "train", "--conditional", "--dataset", "mnist", "--budget", "smoke",
@@ -131,15 +130,15 @@ def test_smoke_cgan_train_sample_eval(cli, tmp_path, monkeypatch):
     assert code == 2 and ".npy or .png" in err
 
     # the evaluation classifier: trained once into the (redirected) cache, then reused without training
-    monkeypatch.setattr(gan_eval, "classifier_cache_root", lambda: tmp_path / "cache")
-    clf = gan_eval.cached_classifier("mnist", budget="smoke")
+    monkeypatch.setattr(api, "classifier_cache_root", lambda: tmp_path / "cache")
+    clf = api.cached_classifier("mnist", budget="smoke")
     monkeypatch.setattr(api, "train", lambda *a, **k: pytest.fail("the cached classifier was retrained"))
-    assert gan_eval.cached_classifier("mnist", budget="smoke").dir == clf.dir
+    assert api.cached_classifier("mnist", budget="smoke").dir == clf.dir
     import mnistlab.runs
 
     monkeypatch.setattr(mnistlab.runs, "source_fingerprint", lambda *m: "edited")  # its training code changed
     with pytest.raises(pytest.fail.Exception, match="retrained"):
-        gan_eval.cached_classifier("mnist", budget="smoke")
+        api.cached_classifier("mnist", budget="smoke")
 
     code, stdout, err = cli("gan", "eval", "--run", out, "--classifier", clf.dir, "--n", 200, "--json")
     assert code == 0, err

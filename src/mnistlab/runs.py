@@ -14,6 +14,8 @@ from __future__ import annotations
 import dataclasses
 import fcntl
 import hashlib
+import importlib.metadata as md
+import importlib.util
 import json
 import os
 import platform
@@ -63,8 +65,6 @@ def cpu_name() -> str:
 
 
 def env_info() -> dict[str, Any]:
-    import importlib.metadata as md
-
     versions = {}
     for dist in ("torch", "numpy", "safetensors", "scikit-learn", "matplotlib"):
         try:
@@ -79,8 +79,6 @@ def env_info() -> dict[str, Any]:
 def source_fingerprint(*modules: str) -> str:
     """Hash of the named modules' source files: part of a cache key, so a cached model (the RotNet pretext, the GAN
     metrics' classifier) is trained again when the code that trains it changes."""
-    import importlib.util
-
     h = hashlib.sha256()
     for name in sorted(set(modules)):
         spec = importlib.util.find_spec(name)
@@ -228,7 +226,7 @@ class Run:
 
     def save_figure(self, name: str, fig: Any) -> None:
         """Save a matplotlib figure as PNG and close it."""
-        import matplotlib.pyplot as plt
+        import matplotlib.pyplot as plt  # lazy: matplotlib costs ~0.5 s to import, and most runs.py users never plot
 
         if self.writer:
             with fileio.atomic_path(self.dir / name) as tmp:

@@ -211,7 +211,7 @@ def fit(module: torch.nn.Module, optimizers: dict[str, torch.optim.Optimizer] | 
             raise TrainingDiverged(f"parameters became NaN/inf by step {step}; {kept}")
         save_checkpoint(ckpt_path, module, optimizers,
                         {"step": step, "history": history, "sums": sums, "count": count, "log_base": log_base,
-                         "train_seconds": wall_before + time.time() - t0})
+                         "train_seconds": wall_before + time.time() - t0, "device": str(device)})
 
     if start == 0:
         checkpoint(0)  # records where this stage's log starts, so a kill before the first real checkpoint is safe

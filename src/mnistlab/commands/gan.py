@@ -51,7 +51,7 @@ def _sample(args) -> int:
 
 def _eval(args) -> int:
     from mnistlab import fileio
-    from mnistlab.evaluate.gan_eval import cached_classifier, evaluate_generator
+    from mnistlab.api import cached_classifier, evaluate_generator
     from mnistlab.runs import load_run
     from mnistlab.precision import setup_threads
 

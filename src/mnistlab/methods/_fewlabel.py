@@ -16,7 +16,7 @@ import torch.nn.functional as F
 from mnistlab import infer
 from mnistlab.config import TrainConfig, to_dict
 from mnistlab.data import augment
-from mnistlab.data.features import FEATURES
+from mnistlab.data.features import FEATURES, THRESHOLD, ink_mask, profile_features
 from mnistlab.data.preprocess import input_shape
 from mnistlab.data.splits import labelled_split
 from mnistlab.errors import MnistlabError
@@ -109,8 +109,6 @@ def save_data_figures(run: Run, d: FewLabelData, cfg: FewLabelConfig, pre: dict)
         run.save_figure("binarization.png", plots.image_grid(both, titles, cols=len(imgs)))
     if str(pre.get("features", "")).startswith("profile112"):
         # the report's §4.2: what the 112 numbers are, drawn on three digits (raw pixels: counts and positions)
-        from mnistlab.data.features import THRESHOLD, ink_mask, profile_features
-
         few = imgs[:3]
         ink = THRESHOLD if pre.get("binarize") is None else int(pre["binarize"])  # the model's binarisation, if any
         run.save_figure("features.png", plots.feature_view(ink_mask(few, ink).float().numpy(),
