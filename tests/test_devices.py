@@ -154,3 +154,14 @@ def test_checkpoints_load_onto_the_cpu_whatever_wrote_them(tmp_path, monkeypatch
     assert fresh_opt.state_dict()["state"][0]["momentum_buffer"].device.type == "cpu"
     tensors, _ = fileio.read_safetensors(tmp_path / "ck.safetensors", missing="none")
     assert {t.device.type for t in tensors.values()} == {"cpu"}
+
+
+def test_predict_runs_a_model_on_the_device_asked(cli, serve_classifier, tmp_path):
+    import numpy as np
+
+    imgs = tmp_path / "x.npy"
+    np.save(imgs, np.zeros((2, 28, 28), np.uint8))
+    code, out, err = cli("predict", "--run", serve_classifier, "--images", imgs, "--device", "auto", "--json")
+    assert code == 0, err and len(out.splitlines()) == 2
+    code, _, err = cli("predict", "--run", serve_classifier, "--images", imgs, "--device", "tpu")
+    assert code == 2 and "unknown device 'tpu'" in err and len(err.strip().splitlines()) == 1

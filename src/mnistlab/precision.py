@@ -42,7 +42,7 @@ class Runtime:
 
 
 def cpu_has_bf16() -> bool:
-    """AMX or AVX512-bf16: where bf16 matmuls/convs run natively (measured 2.2× over fp32 on a small CNN)."""
+    """AMX or AVX512-bf16: where bf16 matmuls/convs run natively (benchmarks/notes/recipe-history.md)."""
     try:
         flags = Path("/proc/cpuinfo").read_text()
     except OSError:

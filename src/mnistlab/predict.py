@@ -14,6 +14,7 @@ import numpy as np
 
 from mnistlab import fileio, infer
 from mnistlab.errors import MnistlabError
+from mnistlab.precision import resolve_device
 from mnistlab.runs import load_model
 
 
@@ -57,14 +58,14 @@ def _classifier_probs(model, spec: dict, x: np.ndarray, *, what: str, run_dir: P
 
 
 def predict(run_dir: str | os.PathLike, x: np.ndarray, *, detector: str | os.PathLike | None = None,
-            files: list[str] | None = None) -> list[dict[str, Any]]:
+            files: list[str] | None = None, device: str = "cpu") -> list[dict[str, Any]]:
     """One dict per image of `x` (uint8 (N, C, H, W)): index, [file], pred, label, probs, [p_digit, is_digit]."""
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
         raise MnistlabError(f"--run {run_dir}: no such run folder")
     if x.dtype != np.uint8 or x.ndim != 4:
         raise MnistlabError(f"expected uint8 images (N, C, H, W), got {x.dtype} {x.shape}")
-    model, spec = load_model(run_dir)
+    model, spec = load_model(run_dir, device=resolve_device(device))  # any device's run, on this one
     probs = _classifier_probs(model, spec, x, what="model", run_dir=run_dir)
     names = class_names(run_dir, spec)
     p_digit, threshold = None, 0.5
@@ -72,7 +73,7 @@ def predict(run_dir: str | os.PathLike, x: np.ndarray, *, detector: str | os.Pat
         det_dir = Path(detector)
         if not det_dir.is_dir():
             raise MnistlabError(f"--detector {det_dir}: no such run folder")
-        det, det_spec = load_model(det_dir)
+        det, det_spec = load_model(det_dir, device=resolve_device(device))
         if int(det_spec["num_classes"]) != 2:
             raise MnistlabError(f"--detector {det_dir}: expected a binary (non-digit / digit) model, "
                                 f"got {det_spec['num_classes']} classes")

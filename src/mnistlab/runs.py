@@ -381,8 +381,10 @@ def check_finite(state: dict[str, torch.Tensor], where: Path) -> None:
         raise MnistlabError(f"{where}: weight {bad} holds NaN or infinite values")
 
 
-def load_model(path: str | os.PathLike, name: str = "model") -> tuple[torch.nn.Module, dict[str, Any]]:
-    """Rebuild a model from `name.json` + `name.safetensors` in a folder (no pickle anywhere), on the CPU."""
+def load_model(path: str | os.PathLike, name: str = "model", *,
+               device: torch.device | str = "cpu") -> tuple[torch.nn.Module, dict[str, Any]]:
+    """Rebuild a model from `name.json` + `name.safetensors` in a folder (no pickle anywhere). The weights are read
+    onto the CPU whatever device trained them, then the model is moved to `device`."""
     d = Path(path)
     spec = fileio.read_json(d / f"{name}.json")
     check_spec(spec, str(d / f"{name}.json"))
@@ -398,9 +400,9 @@ def load_model(path: str | os.PathLike, name: str = "model") -> tuple[torch.nn.M
         model.load_state_dict(state)
     except RuntimeError as e:
         raise MnistlabError(f"{d}: weights do not fit model {spec['name']} ({str(e).splitlines()[0]})") from None
-    # channels_last like every trained module (train.prepare_module): with NCHW weights, the channels_last batches
-    # of `infer` ran 1.3–2× slower (conv layout conversions each call, measured on the AVX2 EPYC)
-    return model.to(memory_format=torch.channels_last).eval(), spec
+    # channels_last like every trained module (precision.prepare_module): NCHW weights would convert the layout of
+    # `infer`'s batches in every convolution (benchmarks/notes/recipe-history.md)
+    return model.to(device=device, memory_format=torch.channels_last).eval(), spec
 
 
 def load_run(path: str | os.PathLike) -> LoadedRun:

@@ -12,7 +12,7 @@ def _run(args) -> int:
     x = load_images(args.images, invert=args.invert)  # (N, 1, 28, 28) uint8, MNIST polarity
     path = Path(args.images)
     files = None if path.suffix.lower() == ".npy" and path.is_file() else [str(f) for f in image_files(path)]
-    records = predict(args.run, x, detector=args.detector, files=files)
+    records = predict(args.run, x, detector=args.detector, files=files, device=args.device)
     for r in records:
         if args.json:
             print(json.dumps(r))
@@ -33,4 +33,5 @@ def register(sub) -> None:
     p.add_argument("--invert", action="store_true", help="dark ink on light paper (scans, photos)")
     p.add_argument("--detector", help="a digit / non-digit detector run folder: adds p_digit and is_digit")
     p.add_argument("--json", action="store_true", help="one JSON object per image")
+    p.add_argument("--device", default="cpu", help="cpu (default) | auto | cuda | cuda:N | mps: where to run the model")
     p.set_defaults(func=_run)
