@@ -14,14 +14,9 @@ import numpy as np
 
 from mnistlab import fileio, infer
 from mnistlab.errors import MnistlabError
+from mnistlab.evaluate.metrics import softmax
 from mnistlab.precision import resolve_device
 from mnistlab.runs import load_model
-
-
-def _softmax64(logits: np.ndarray) -> np.ndarray:
-    z = logits.astype(np.float64)
-    z = np.exp(z - z.max(axis=1, keepdims=True))
-    return z / z.sum(axis=1, keepdims=True)  # (N, K), rows sum to 1 in float64
 
 
 def expected_image_shape(spec: dict) -> tuple[int, ...]:
@@ -54,7 +49,8 @@ def _classifier_probs(model, spec: dict, x: np.ndarray, *, what: str, run_dir: P
     want = expected_image_shape(spec)
     if tuple(x.shape[1:]) != want:
         raise MnistlabError(f"{run_dir}: this {what} takes images of shape {want}, got {tuple(x.shape[1:])}")
-    return _softmax64(infer.logits(model, x, spec=spec.get("preprocess"), precision="fp32"))
+    lg = infer.logits(model, x, spec=spec.get("preprocess"), precision="fp32")
+    return softmax(lg.astype(np.float64))  # (N, K), rows sum to 1 in float64
 
 
 def predict(run_dir: str | os.PathLike, x: np.ndarray, *, detector: str | os.PathLike | None = None,
