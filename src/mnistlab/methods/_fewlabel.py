@@ -193,7 +193,7 @@ def train_classifier(cfg: FewLabelConfig, run: Run, d: FewLabelData, *, model: t
     return {**metrics, "val_accuracy": last.get("val_accuracy"), "labels": cfg.labels, "split_seed": cfg.split_seed,
             "train_labels": int(len(d.y_lab)), "val_labels": int(len(d.y_val)), "augment": cfg.augment,
             "recipe": cfg.recipe, "model": cfg.model, "params": count_params(model),
-            "trainable_params": int(sum(p.numel() for p in params)), "precision": s.precision, "steps": total}
+            "trainable_params": int(sum(p.numel() for p in params)), "precision": s.precision, "device": str(s.device), "steps": total}
 
 
 def lean_outputs(run: Run, model: torch.nn.Module, *, pre: dict, s: Setup, precision: str) -> dict:

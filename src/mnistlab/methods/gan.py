@@ -186,7 +186,7 @@ def train_gan(cfg: GANConfig, run, *, resume: bool = False) -> dict:
     return {"conditional": bool(k), "loss_d": last.get("train_loss_d"), "loss_g": last.get("train_loss_g"),
             "d_real": last.get("train_d_real"), "d_fake": last.get("train_d_fake"), "steps": total,
             "epochs": cfg.epochs, "train_images": int(len(y_tr)), "g_params": count_params(gan.G),
-            "d_params": count_params(gan.D), "precision": s.precision}
+            "d_params": count_params(gan.D), "precision": s.precision, "device": str(s.device)}
 
 
 @METHODS.register("gan", config=GANConfig, budgets=BUDGETS, task="gan")

@@ -163,8 +163,8 @@ def run(cfg: SupervisedConfig, run, *, resume: bool = False) -> dict:
     last = history[-1] if history else {}
     return {**metrics, "val_accuracy": last.get("val_accuracy"), "val_loss": last.get("val_loss"),
             "train_images": int(len(train_idx)), "val_images": int(len(val_idx)), "test_images": int(len(test_y)),
-            "split": cfg.split, "params": count_params(model), "precision": s.precision, "steps": total,
-            "epochs": cfg.epochs}
+            "split": cfg.split, "params": count_params(model), "precision": s.precision, "device": str(s.device),
+            "steps": total, "epochs": cfg.epochs}
 
 
 def mistakes_grid(run, test_x: np.ndarray, test_y: np.ndarray, classes, n: int = 24) -> None:
