@@ -7,10 +7,34 @@ import sys
 import time
 from pathlib import Path
 
+from mnistlab.precision import cpu_flags
 from mnistlab.runs import cpu_name, git_info
 
-__all__ = ["cpu_name", "git_sha", "run_cli"]
+__all__ = ["cpu_flags", "cpu_name", "cpu_tag", "git_sha", "peak_gflops", "run_cli"]
 ROOT = Path(__file__).resolve().parents[1]
+
+
+def cpu_tag() -> str:
+    """A short name for the CPU's class in result file names: amx, avx512bf16, avx512, avx2 or other."""
+    f = set(cpu_flags())
+    return ("amx" if "amx_bf16" in f else "avx512bf16" if "avx512_bf16" in f else "avx512" if "avx512f" in f
+            else "avx2" if "avx2" in f else "other")
+
+
+def peak_gflops() -> dict[str, float]:
+    """Peak estimate, cores × FLOP/cycle × clock: fp32 FMA is 2 × 8 lanes × 2 units (AVX2) or × 16 lanes (AVX-512);
+    bf16 (AVX512-bf16 dot products) doubles it. The clock is /proc/cpuinfo's current MHz (a turbo clock is higher)."""
+    mhz = 0.0
+    try:
+        mhz = max(float(l.split(":")[1]) for l in Path("/proc/cpuinfo").read_text().splitlines() if l.startswith("cpu MHz"))
+    except (OSError, ValueError):
+        pass
+    f, cores = set(cpu_flags()), os.cpu_count() or 1
+    per_cycle = 64 if "avx512f" in f else 32 if {"avx2", "fma"} <= f else 8
+    out = {"fp32": cores * per_cycle * mhz / 1000}
+    if "avx512_bf16" in f:
+        out["bf16"] = 2 * out["fp32"]
+    return out
 
 
 def git_sha() -> str:

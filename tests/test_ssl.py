@@ -9,7 +9,9 @@ from mnistlab.data import augment
 from mnistlab.data.randaugment import strong_view, weak_view
 from mnistlab.methods import METHODS
 from mnistlab.methods._ema import EMA, teacher_batch_stats
-from mnistlab.methods.fixmatch import FixedThreshold, SSLState, align, ssl_loss
+from mnistlab.errors import MnistlabError
+from mnistlab.methods._ssl import strong_ops
+from mnistlab.methods.fixmatch import FixedThreshold, FixMatchConfig, SSLState, align, ssl_loss
 from mnistlab.methods.freematch import adaptive_mask
 from mnistlab.models import create_model
 
@@ -343,3 +345,36 @@ def test_refine_pass_is_reported_beside_the_model_before_it(cli, tmp_path):
     assert off["refine_epochs"] == 0 and "refine_steps" not in off and "test_before_refine_accuracy" not in off
     # each round's resumable state is dropped when the run finishes
     assert sorted(p.name for p in (tmp_path / "on").glob("*.safetensors")) == ["model.safetensors"]
+
+
+def test_skipping_unconfident_strong_views_keeps_the_objective():
+    """skip_unconfident sends only the counted strong views through the student: with BN on its running statistics
+    (so the batch's make-up cannot matter) the loss and its gradient equal the masked mean's."""
+    torch.manual_seed(0)
+    net = create_model("cnn-small", in_shape=(1, 28, 28), num_classes=10).eval()
+    x_lb, x_w, x_s = torch.rand(4, 1, 28, 28), torch.rand(12, 1, 28, 28), torch.rand(12, 1, 28, 28)
+    y_lb = torch.arange(4)
+    with torch.no_grad():  # a threshold that half of the teacher's confidences pass
+        median = float(net(x_w).softmax(1).max(1).values.median())
+    out, grads = {}, {}
+    for skip in (False, True):
+        state = SSLState(net, 10)
+        state.ema.module.load_state_dict(net.state_dict())
+        cfg = FixMatchConfig(threshold=median, dist_align=False, skip_unconfident=skip)
+        net.zero_grad()
+        out[skip] = ssl_loss(state, cfg, x_lb, y_lb, x_w, x_s)
+        out[skip]["loss"].backward()
+        grads[skip] = torch.cat([p.grad.flatten() for p in net.parameters()])
+    assert 0 < float(out[True]["mask"]) < 1  # some views skipped, some kept: the case that matters
+    assert torch.equal(out[True]["_mask"], out[False]["_mask"])
+    assert float(out[True]["loss"].detach()) == pytest.approx(float(out[False]["loss"].detach()), rel=1e-5)
+    assert torch.allclose(grads[True], grads[False], rtol=1e-4, atol=1e-7)
+
+
+def test_strong_ops_subset_and_unknown_name():
+    x = torch.rand(16, 1, 28, 28)
+    gen = torch.Generator().manual_seed(0)
+    y = strong_view(x, gen, n_ops=1, ops=("blur",), cutout=0, degrees=0, shear=0, translate=0, scale=(1, 1))
+    assert y.shape == x.shape and not torch.equal(y, x)
+    with pytest.raises(MnistlabError, match="unknown strong_ops"):
+        strong_ops(FixMatchConfig(strong_ops="blur,no-such-op"))

@@ -41,13 +41,22 @@ class Runtime:
         return autocast(self.precision, self.device)
 
 
+SPEED_FLAGS = ("avx2", "fma", "avx512f", "avx512_bf16", "amx_bf16")  # the CPU features that set this project's speed
+
+
+def cpu_flags() -> list[str]:
+    """The SPEED_FLAGS this CPU has, as the kernel names them in /proc/cpuinfo (e.g. ['avx2', 'fma'])."""
+    try:
+        line = next((l for l in Path("/proc/cpuinfo").read_text().splitlines() if l.startswith("flags")), "")
+    except OSError:
+        return []
+    have = set(line.split(":", 1)[-1].split())
+    return [f for f in SPEED_FLAGS if f in have]
+
+
 def cpu_has_bf16() -> bool:
     """AMX or AVX512-bf16: where bf16 matmuls/convs run natively (benchmarks/notes/recipe-history.md)."""
-    try:
-        flags = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return False
-    return "amx_bf16" in flags or "avx512_bf16" in flags
+    return bool({"amx_bf16", "avx512_bf16"} & set(cpu_flags()))
 
 
 def _mps_available() -> bool:

@@ -37,6 +37,7 @@ from mnistlab.data import load_dataset
 from mnistlab.errors import MnistlabError
 from mnistlab.models import check_spec, create_model
 from mnistlab.models.gan import Generator, build_generator, check_gan_spec, gan_spec, recalibrate_bn
+from mnistlab.precision import cpu_flags
 
 REPO = Path(__file__).resolve().parents[2]
 LOCK = ".run.lock"
@@ -72,7 +73,7 @@ def env_info() -> dict[str, Any]:
         except md.PackageNotFoundError:
             versions[dist] = None
     return {**git_info(), "mnistlab": __version__, "python": platform.python_version(), "versions": versions,
-            "cpu": cpu_name(), "cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads(),
+            "cpu": cpu_name(), "cpu_flags": cpu_flags(), "cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads(),
             "platform": platform.platform(), "date": datetime.now(timezone.utc).isoformat(timespec="seconds")}
 
 

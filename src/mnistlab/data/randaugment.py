@@ -38,17 +38,20 @@ def weak_view(x: torch.Tensor, gen: torch.Generator, *, hflip: bool = False, shi
 
 def strong_view(x: torch.Tensor, gen: torch.Generator, *, n_ops: int = 2, cutout: int = 10,
                 degrees: float = 25.0, shear: float = 15.0, translate: float = 0.15,
-                scale: tuple[float, float] = (0.8, 1.15), hflip: bool = False) -> torch.Tensor:
-    """Strong geometric warp, `n_ops` random ops from `OPS` per image on average, then a cutout square of side `cutout`.
+                scale: tuple[float, float] = (0.8, 1.15), hflip: bool = False,
+                ops: tuple[str, ...] | None = None) -> torch.Tensor:
+    """Strong geometric warp, `n_ops` random ops from `OPS` (or its subset `ops`) per image on average, then a cutout
+    square of side `cutout`.
 
     Each op runs once, on the sub-batch whose per-image coins came up: no per-image Python loop, and an op costs in
     proportion to the images it touches.
     """
     b = len(x)
     x = augment.random_affine(x, gen, degrees=degrees, translate=translate, scale=scale, shear=shear)
-    p = min(1.0, n_ops / len(OPS))
+    chosen = [OPS[k] for k in ops] if ops is not None else list(OPS.values())
+    p = min(1.0, n_ops / len(chosen))
     x = x.clone()  # written in place below; never the caller's tensor
-    for fn, kw in OPS.values():
+    for fn, kw in chosen:
         fire = torch.rand(b, generator=gen, device=gen.device) < p
         if fire.any():
             x[fire] = fn(x[fire], gen, **kw)

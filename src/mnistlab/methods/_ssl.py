@@ -24,7 +24,7 @@ from torch import nn
 
 from mnistlab.config import TrainConfig
 from mnistlab.data.preprocess import as_tensor
-from mnistlab.data.randaugment import strong_view, weak_view
+from mnistlab.data.randaugment import OPS, strong_view, weak_view
 from mnistlab.data.splits import labelled_split
 from mnistlab.errors import MnistlabError
 from mnistlab.infer import tta_rule
@@ -64,6 +64,7 @@ class SSLConfig(TrainConfig):
     stats_momentum: float = 0.99  # running means of DA and adaptive thresholds (0.999 is too slow for ~10³ steps)
     n_ops: int = 2  # strong-view ops per image on average
     cutout: int = 10  # strong-view cutout square side (pixels)
+    strong_ops: str = "all"  # the strong view's ops: all of data/randaugment.OPS, or a comma-separated subset
     # scale of the strong view's warp (1 = ±25°, shear ±15°, shift ±15 %, zoom 0.8–1.15); a strong warp turns crossed
     # 7s into 2s and 4s on MNIST (benchmarks/notes/recipe-history.md)
     strong_affine: float = 0.25
@@ -83,6 +84,9 @@ class SSLConfig(TrainConfig):
     refine_lr: float = 0.01
     refine_batch: int = 256
     selection: str = "final-ema"  # the reported model: the EMA weights after the last step (no selection)
+    # EMA teacher only: strong views whose pseudo-label does not count (their loss is exactly 0) skip the student's
+    # forward and backward — the same objective for fewer FLOPs; only BN's batch statistics see fewer images
+    skip_unconfident: bool = False
 
     # what a run started before `weak`, `tta` and refine existed did: a resume checks it (Run.start)
     LEGACY = {"weak": "warp", "tta": "none", "refine_epochs": 0.0, "refine_rounds": 0}
@@ -165,16 +169,20 @@ def strong_geometry(a: float) -> dict:
     return {"degrees": 25.0 * a, "shear": 15.0 * a, "translate": 0.15 * a, "scale": (1 - 0.2 * a, 1 + 0.15 * a)}
 
 
+@torch.no_grad()
+def ema_logits(state: SSLState, cfg: SSLConfig, x_w: torch.Tensor) -> torch.Tensor:
+    """The EMA teacher's logits on the weak view, (μB, K)."""
+    if cfg.teacher_bn == "batch":
+        with teacher_batch_stats(state.ema.module) as teacher:
+            return teacher(x_w).float()  # BN on the weak batch's own statistics
+    return state.ema.module(x_w).float()  # eval-mode teacher
+
+
 def teacher_logits(state: SSLState, cfg: SSLConfig, x_lb, x_w, x_s) -> tuple[torch.Tensor, ...]:
     """(labelled, weak, strong) logits: an EMA teacher labels the weak view apart; a student teacher sees one batch."""
     student, b = state.student, len(x_lb)
     if cfg.teacher == "ema":
-        with torch.no_grad():
-            if cfg.teacher_bn == "batch":
-                with teacher_batch_stats(state.ema.module) as teacher:
-                    logits_w = teacher(x_w).float()  # (μB, K), BN on the weak batch's own statistics
-            else:
-                logits_w = state.ema.module(x_w).float()  # eval-mode teacher: (μB, K)
+        logits_w = ema_logits(state, cfg, x_w)
         logits = student(torch.cat([x_lb, x_s])).float()
         return logits[:b], logits_w, logits[b:]
     logits = student(torch.cat([x_lb, x_w, x_s])).float()  # the paper: one batch, the weak logits detached
@@ -182,20 +190,33 @@ def teacher_logits(state: SSLState, cfg: SSLConfig, x_lb, x_w, x_s) -> tuple[tor
     return logits[:b], logits_w.detach(), logits_s
 
 
+@torch.no_grad()
+def teacher_targets(state: SSLState, cfg: SSLConfig, logits_w: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(pseudo-labels (μB,), mask (μB,) in {0, 1}) from the weak logits; updates DA's and the rule's statistics."""
+    rule = rule_for(cfg.threshold_mode)
+    probs = logits_w.softmax(1)
+    m = cfg.stats_momentum
+    if cfg.dist_align:
+        state.p_model.mul_(m).add_(probs.mean(0), alpha=1 - m)
+        probs = align(probs, state.p_model)
+    rule.update(state, probs, m)
+    return rule.select(state, probs, cfg.threshold)
+
+
 def ssl_loss(state: SSLState, cfg: SSLConfig, x_lb, y_lb, x_w, x_s) -> dict:
     """The FixMatch-family objective on one batch; updates the running statistics (DA, the rule's) in place."""
-    logits_lb, logits_w, logits_s = teacher_logits(state, cfg, x_lb, x_w, x_s)
-    loss_x = F.cross_entropy(logits_lb, y_lb)
-    rule = rule_for(cfg.threshold_mode)
-    with torch.no_grad():
-        probs = logits_w.softmax(1)
-        m = cfg.stats_momentum
-        if cfg.dist_align:
-            state.p_model.mul_(m).add_(probs.mean(0), alpha=1 - m)
-            probs = align(probs, state.p_model)
-        rule.update(state, probs, m)
-        lab, mask = rule.select(state, probs, cfg.threshold)
-    loss_u = (F.cross_entropy(logits_s, lab, reduction="none") * mask).mean()
+    if cfg.skip_unconfident and cfg.teacher == "ema":
+        lab, mask = teacher_targets(state, cfg, ema_logits(state, cfg, x_w))
+        keep = mask.nonzero().squeeze(1)  # (M,): the strong views whose pseudo-label counts
+        logits = state.student(torch.cat([x_lb, x_s[keep]])).float()
+        loss_x = F.cross_entropy(logits[:len(x_lb)], y_lb)
+        # the same value as the masked mean below: the skipped views add 0, the mean stays over all μB
+        loss_u = F.cross_entropy(logits[len(x_lb):], lab[keep], reduction="sum") / len(x_s)
+    else:
+        logits_lb, logits_w, logits_s = teacher_logits(state, cfg, x_lb, x_w, x_s)
+        loss_x = F.cross_entropy(logits_lb, y_lb)
+        lab, mask = teacher_targets(state, cfg, logits_w)
+        loss_u = (F.cross_entropy(logits_s, lab, reduction="none") * mask).mean()
     return {"loss": loss_x + cfg.lambda_u * loss_u, "loss_x": loss_x.detach(), "loss_u": loss_u.detach(),
             "mask": mask.mean(), "_lab": lab, "_mask": mask}
 
@@ -249,6 +270,17 @@ def check_options(cfg: SSLConfig) -> None:
         raise MnistlabError("teacher_bn=batch is for the EMA teacher (teacher=ema); the student uses batch statistics")
     if cfg.weak not in ("auto", "warp", "shift"):
         raise MnistlabError(f"unknown weak {cfg.weak!r}; valid: auto, warp, shift")
+    strong_ops(cfg)
+
+
+def strong_ops(cfg: SSLConfig) -> tuple[str, ...] | None:
+    """The strong view's op names (None = all of OPS); an unknown name is one line."""
+    if cfg.strong_ops == "all":
+        return None
+    ops = tuple(o.strip() for o in cfg.strong_ops.split(",") if o.strip())
+    if not ops or not set(ops) <= set(OPS):
+        raise MnistlabError(f"unknown strong_ops {cfg.strong_ops!r}; valid: all, or a subset of {', '.join(OPS)}")
+    return ops
 
 
 def ssl_setup(cfg: SSLConfig, run) -> SSLRun:
@@ -280,7 +312,7 @@ def ssl_step(cfg: SSLConfig, r: SSLRun):
     lab_t, ulb_t = torch.from_numpy(r.lab_idx).to(dev), torch.from_numpy(r.ulb_idx).to(dev)
     lab_b = Batcher(len(r.lab_idx), cfg.batch_size, seed=cfg.seed, rank=s.rank, world=s.world)
     ulb_b = Batcher(len(r.ulb_idx), cfg.mu * cfg.batch_size, seed=cfg.seed + 7919, rank=s.rank, world=s.world)
-    flip, shift_only = s.ds.hflip_safe, r.weak == "shift"
+    flip, shift_only, ops = s.ds.hflip_safe, r.weak == "shift", strong_ops(cfg)
 
     def batch_at(step: int):
         gen = step_generator(cfg.seed, step, device=dev)
@@ -289,7 +321,7 @@ def ssl_step(cfg: SSLConfig, r: SSLRun):
         x_lb = weak_view(x_lb, gen, hflip=flip, shift_only=shift_only) if cfg.augment else x_lb
         x_u = r.x_all[iu].float() / 255
         x_w = weak_view(x_u, gen, hflip=flip, shift_only=shift_only)
-        x_s = strong_view(x_u, gen, n_ops=cfg.n_ops, cutout=cfg.cutout, hflip=flip,
+        x_s = strong_view(x_u, gen, n_ops=cfg.n_ops, cutout=cfg.cutout, hflip=flip, ops=ops,
                           **strong_geometry(cfg.strong_affine))
         x_lb, x_w, x_s = (channels_last(t) for t in (x_lb, x_w, x_s))
         return x_lb, r.y_all[il], x_w, x_s, r.y_all[iu]

@@ -1,0 +1,53 @@
+"""The benchmark helpers that count and plan: FLOPs per image, a run's training FLOPs, the GPU script's commands."""
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from mnistlab import api
+from mnistlab.cli import build_parser
+
+BENCH = Path(__file__).resolve().parents[1] / "benchmarks"
+sys.path.insert(0, str(BENCH))
+
+import flops  # noqa: E402
+import gpu  # noqa: E402
+
+
+def test_cnn_costs_what_the_issue_measured():
+    fwd, both = flops.per_image_flops("cnn")
+    assert both == pytest.approx(174.3e6, rel=0.01)  # torch.utils.flop_counter, forward + backward
+    assert both == pytest.approx(3 * fwd, rel=0.01)  # backward ≈ twice the forward
+    assert flops.per_image_flops("cnn-small")[1] < both / 3.5  # a quarter of the compute
+
+
+@pytest.mark.slow
+def test_run_flops_counts_every_stage_and_skipping_saves(tmp_path):
+    runs = {}
+    for skip in (False, True):
+        out, _ = api.train("fixmatch", command="fewlabel", budget="smoke", out=tmp_path / f"s{skip}",
+                           overrides={"threshold": 0.3, "skip_unconfident": skip, "threads": 1})
+        runs[skip] = flops.run_flops(out)
+    full, skipped = runs[False], runs[True]
+    assert full["total"] == pytest.approx(full["ssl"] + full["refine"])
+    assert full["refine"] > 0 and full["ssl"] > 0
+    assert skipped["ssl"] < full["ssl"]  # fewer strong views went through the student
+    assert skipped["refine"] == pytest.approx(full["refine"])
+
+
+def test_gpu_script_says_so_without_a_gpu_and_exits_0():
+    res = subprocess.run([sys.executable, str(BENCH / "gpu.py")], capture_output=True, text=True, timeout=120)
+    assert res.returncode == 0
+    assert res.stdout.strip().splitlines() == ["benchmarks/gpu.py: no CUDA device here; nothing to measure"]
+
+
+def test_gpu_script_commands_are_valid_cli_commands(tmp_path):
+    args = type("A", (), {"runs": str(tmp_path), "draws": 5, "only": list(gpu.JOBS)})()
+    table = gpu.jobs(args, "cuda:0")
+    assert len(table["fewlabel"]) == 5
+    parser = build_parser()
+    for cmds in table.values():
+        for cmd in cmds:
+            ns = parser.parse_args(cmd)  # an unknown flag would exit 2 here
+            assert getattr(ns, "device", None) == "cuda:0"
