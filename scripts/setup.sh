@@ -25,4 +25,12 @@ if [ ! -d /usr/share/datasets/fashion-mnist ] && command -v apt-get >/dev/null; 
   { $SUDO apt-get update -qq && $SUDO apt-get install -y -qq dataset-fashion-mnist; } >/dev/null 2>&1 \
     || echo "note: could not install dataset-fashion-mnist; fashion-mnist will need a download" >&2
 fi
+# Fonts for the detector's `letters` negatives and the printed-digit test set (data/fonts.py), three foundries so that
+# some fonts can be held out; without them those two degrade to one clear error.
+if ! ls /usr/share/fonts/truetype/freefont >/dev/null 2>&1 && command -v apt-get >/dev/null; then
+  SUDO=""; [ "$(id -u)" = 0 ] || SUDO="sudo -n"
+  { $SUDO apt-get install -y -qq fonts-dejavu-core fonts-liberation fonts-freefont-ttf \
+      || { $SUDO apt-get update -qq && $SUDO apt-get install -y -qq fonts-dejavu-core fonts-liberation fonts-freefont-ttf; }; } \
+    >/dev/null 2>&1 || echo "note: could not install fonts; the letters negatives and printed digits need font files" >&2
+fi
 echo "mnistlab is set up in $VENV"
