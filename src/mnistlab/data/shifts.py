@@ -111,7 +111,7 @@ def _to_float(x: np.ndarray) -> torch.Tensor:
     x = np.asarray(x)
     if x.dtype != np.uint8 or x.ndim != 4 or x.shape[1:] != (1, SIZE, SIZE):
         raise MnistlabError(f"shifted sets need uint8 (N, 1, 28, 28) images, got {x.dtype} {x.shape}")
-    return torch.from_numpy(x).float() / 255
+    return torch.as_tensor(np.array(x, np.float32)) / 255  # a copy: the input stays untouched
 
 
 def _to_uint8(x: torch.Tensor) -> np.ndarray:
