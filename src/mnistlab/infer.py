@@ -67,3 +67,15 @@ def embeddings(model: torch.nn.Module, x, **kw) -> np.ndarray:
         return batched(model.embed, x, device=module_device(model), **kw)
     finally:
         model.train(was)
+
+
+def view_logits(model: torch.nn.Module, x, *, views, **kw) -> np.ndarray:
+    """(V, N, K) logits of V views of each image; `views` maps a float batch (B, C, H, W) to a list of V batches
+    (e.g. data.shifts.tta_views) — a test-time agreement score, never training."""
+    was = model.training
+    model.eval()
+    try:
+        out = batched(lambda xb: torch.stack([model(v) for v in views(xb)], 1), x, **kw)  # (N, V, K)
+        return np.ascontiguousarray(out.transpose(1, 0, 2))
+    finally:
+        model.train(was)

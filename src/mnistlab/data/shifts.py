@@ -162,3 +162,13 @@ def random_view(x: torch.Tensor, gen: torch.Generator, *, p: float = 0.5) -> tor
             y = affine(xs, scale=0.55 + 0.7 * us[:, 0], dx=8 * us[:, 1] - 4, dy=8 * us[:, 2] - 4)
         out[sel] = y.to(x.dtype)
     return out.clamp_(0, 1)
+
+
+# ------------------------------------------------------------------------------------------------ test-time views
+
+
+def tta_views(x: torch.Tensor) -> list[torch.Tensor]:
+    """Label-preserving views of a batch (B, 1, 28, 28) for a test-time agreement score: the image, 1-px shifts in 4
+    directions, ×0.9 and ×1.1 scale, and ±0.15 slant (9 views)."""
+    return [x, affine(x, dx=1.0), affine(x, dx=-1.0), affine(x, dy=1.0), affine(x, dy=-1.0), affine(x, scale=0.9),
+            affine(x, scale=1.1), affine(x, shear=0.15), affine(x, shear=-0.15)]

@@ -14,6 +14,7 @@ scores.png (margin histograms), families.png (a grid of every family).
 """
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -25,6 +26,7 @@ from mnistlab import fileio, infer
 from mnistlab.config import TrainConfig, to_dict
 from mnistlab.data import augment, load_dataset
 from mnistlab.data import negatives as neg
+from mnistlab.data import shifts
 from mnistlab.errors import MnistlabError
 from mnistlab.evaluate.metrics import confusion, nll
 from mnistlab.evaluate.ood import choose_threshold, ood_report
@@ -54,6 +56,8 @@ class DetectorConfig(TrainConfig):
     split_seed: int = 0  # which training digits are positives / validation
     data_seed: int = 1  # training negatives; validation uses data_seed + 1000, test data_seed + 2000
     augment: bool = True  # random affine (±10°, ±10 %, ×0.9–1.1) on half of each batch, both classes alike
+    robust: float = 0.0  # fraction of each batch given one user-like change (data.shifts.random_view), both classes
+    lofo_families: list[str] = field(default_factory=list)  # families with a leave-one-out detector; empty = all
     lofo: bool = True  # leave-one-family-out detectors
     lofo_epochs: float = 1.0
     ood_dataset: str = "fashion-mnist"  # never used in training; "" = no out-of-distribution test
@@ -74,7 +78,11 @@ VAL_SEED, TEST_SEED = 1000, 2000
 
 
 def _families(cfg: DetectorConfig) -> list[str]:
-    fams = list(cfg.families) or neg.family_names()
+    fams = list(cfg.families) or [f for f in neg.family_names() if neg.available(f)]
+    missing = [f for f in neg.family_names() if not cfg.families and not neg.available(f)]
+    if missing:
+        print(f"note: no font files, so the detector trains without {', '.join(missing)} (apt-get install "
+              "fonts-dejavu-core)", file=sys.stderr)
     for f in fams:
         neg.FAMILIES.get(f)  # unknown name → one-line error listing the valid ones
     if len(set(fams)) != len(fams):
@@ -125,6 +133,8 @@ def train_detector(cfg: DetectorConfig, run: Run, *, x: np.ndarray, y: np.ndarra
             warped = augment.random_affine(xb, gen, degrees=10, translate=0.1, scale=(0.9, 1.1))
             coin = torch.rand(len(xb), generator=gen, device=rt.device) < 0.5
             xb = torch.where(coin.view(-1, 1, 1, 1), warped, xb)
+        if cfg.robust > 0:
+            xb = shifts.random_view(xb, step_generator(cfg.seed + 1, step), p=cfg.robust)
         return channels_last(xb), y_t[idx]
 
     def loss_fn(batch, step):
@@ -172,12 +182,17 @@ def detector_data(cfg: DetectorConfig, run: Run) -> DetectorData:
     pos_idx, val_idx, spare_idx = _split(cfg, len(ds.train_y))
     run.save_splits(positives=pos_idx, val=val_idx)
     spare = ds.train_x[spare_idx] if len(spare_idx) >= 3 else ds.train_x[pos_idx]
-    tr_neg, tr_fam = neg.generate_mix(cfg.negatives, seed=cfg.data_seed, families=fams, digits=spare)
+    # negatives: training / validation / test seeds; broken digits from digits that are not positives / from test
+    # fragments and pairs come from training digits only: one half of the spare digits for training, the other for
+    # test; letters for test come from held-out font files (leave-fonts-out)
+    half = (spare[0::2], spare[1::2]) if len(spare) >= 6 else (spare, spare)
+    tr_neg, tr_fam = neg.generate_mix(cfg.negatives, seed=cfg.data_seed, families=fams, digits=spare,
+                                      train_digits=half[0])
     va_neg, va_fam = neg.generate_mix(cfg.val_size, seed=cfg.data_seed + VAL_SEED, families=fams,
-                                      digits=ds.train_x[val_idx])
+                                      digits=ds.train_x[val_idx], train_digits=ds.train_x[val_idx])
     test_pos = ds.test_x[: cfg.test_subset] if cfg.test_subset else ds.test_x
     te_neg, te_fam = neg.generate_mix(cfg.test_negatives, seed=cfg.data_seed + TEST_SEED, families=fams,
-                                      digits=ds.test_x)
+                                      digits=ds.test_x, train_digits=half[1], fonts="held-out")
     x, y = _labelled(ds.train_x[pos_idx], tr_neg)
     val_x, val_y = _labelled(ds.train_x[val_idx], va_neg)
     test_x, test_y = _labelled(test_pos, te_neg)
@@ -256,7 +271,8 @@ def run(cfg: DetectorConfig, run: Run, *, resume: bool = False) -> dict:
     metrics = {**test_outputs(cfg, run, d, test_m=test_m, thr=thr, history=history), "val_accuracy": val_acc}
     metrics.update(ood_outputs(cfg, run, d, model, test_m=test_m, thr=thr, precision=rt.precision))
     if cfg.lofo and len(d.fams) > 1:  # leave-one-family-out: train without F, test on fresh images of F
-        lofo = {f: _lofo_fold(cfg, run, f, d=d, fam_index=i, rt=rt, resume=resume) for i, f in enumerate(d.fams)}
+        lofo = {f: _lofo_fold(cfg, run, f, d=d, fam_index=i, rt=rt, resume=resume) for i, f in enumerate(d.fams)
+                if not cfg.lofo_families or f in cfg.lofo_families}
         metrics["lofo_accuracy"] = {f: r["accuracy"] for f, r in lofo.items()}
         metrics["lofo_min_accuracy"] = min(metrics["lofo_accuracy"].values())
         metrics["lofo_digit_recall_min"] = min(r["digit_recall"] for r in lofo.values())

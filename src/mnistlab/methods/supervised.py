@@ -7,7 +7,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from mnistlab.data import augment
+from mnistlab.data import augment, shifts
 from mnistlab.data.preprocess import input_shape, preprocess
 from mnistlab.data.splits import holdout, kfold
 from mnistlab.errors import MnistlabError
@@ -39,6 +39,7 @@ class SupervisedConfig(TrainConfig):
     zoom: float = 0.1  # with augment: scale in 1 ± zoom
     shift: int = 0  # with augment: then an exact integer shift of up to ±shift px (a padded random crop)
     cutout: int = 0  # with augment: zero a random square of this side (pixels) in every image (random erasing)
+    robust: float = 0.0  # with augment: this fraction of each batch gets one user-like change (data.shifts.random_view)
     tta: bool = False  # predict with the mean logits of the image and its mirror (datasets whose classes survive flips)
     val_size: int = 0  # training images held out (stratified) to monitor generalisation; 0 = train on all
     split_seed: int = 0
@@ -51,7 +52,7 @@ class SupervisedConfig(TrainConfig):
 
     # checked when the config is built, before a run folder exists (-1 = "the model's default" where it applies)
     RANGES = {"dropout": (-1, 0.95), "label_smoothing": (0, 0.99), "width": (0, 512), "hidden": (0, 65536),
-              "degrees": (0, 180), "translate": (0, 0.5), "zoom": (0, 0.9), "shift": (0, 14), "cutout": (0, 28)}
+              "robust": (0, 1), "degrees": (0, 180), "translate": (0, 0.5), "zoom": (0, 0.9), "shift": (0, 14), "cutout": (0, 28)}
 
 
 BUDGETS = {
@@ -67,6 +68,7 @@ def augment_batch(x: torch.Tensor, gen: torch.Generator, cfg: SupervisedConfig, 
                               scale=(1 - cfg.zoom, 1 + cfg.zoom))
     x = augment.random_shift(x, gen, pixels=cfg.shift)
     x = augment.hflip(x, gen) if hflip else x
+    x = shifts.random_view(x, gen, p=cfg.robust) if cfg.robust > 0 and x.shape[1:] == (1, 28, 28) else x
     return augment.cutout(x, gen, size=cfg.cutout)
 
 
