@@ -97,7 +97,10 @@ def test_predict_pixels_matches_offline_inference(client, digits):
         assert d["input"] == x.astype(int).tolist()  # pixels are used as they are
         assert d["reject"] == {"chow": {"score": pytest.approx(p.max()), "threshold": None, "reject_below": None,
                                         "reject": None}}  # no rejector in this run: the max-probability score only
-        assert d["rejected"] is None and d["classifiers"][0]["probs"] == d["probs"]
+        # no rejector: only the detector can reject (a non-digit), and it says why
+        not_digit = d["p_digit"] < det_spec.get("threshold", 0.5)
+        assert d["rejected"] is (True if not_digit else None) and d["classifiers"][0]["probs"] == d["probs"]
+        assert (d["reason"] is not None) == not_digit and (not not_digit or "not a digit" in d["reason"])
         p_digit = torch.softmax(torch.from_numpy(infer.logits(det_model, x[None, None])).double(), 1)[0, 1]
         assert d["p_digit"] == pytest.approx(float(p_digit), abs=1e-6)
 

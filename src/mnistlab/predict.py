@@ -1,8 +1,8 @@
 """Apply a trained classifier run (and optionally a digit/non-digit detector run) to user images.
 
 `predict(run_dir, x)` takes uint8 (N, 1, 28, 28) images — from `data.images.load_images` — preprocesses them exactly as
-the run's `model.json` says, and returns one record per image: `pred`, `label`, `probs` (sums to 1), and with a detector
-`p_digit` / `is_digit`. Used by `mnistlab predict`; the web page can call it too.
+the run's `model.json` says, and returns one record per image: `pred`, `label`, `probs` (sums to 1), with a selector
+(selector.json) `rejected` / `reason` / `rule`, and with a detector `p_digit` / `is_digit` (a non-digit is rejected). Used by `mnistlab predict`; the web page can call it too.
 """
 from __future__ import annotations
 
@@ -75,6 +75,7 @@ def predict(run_dir: str | os.PathLike, x: np.ndarray, *, detector: str | os.Pat
                                 f"got {det_spec['num_classes']} classes")
         threshold = float(det_spec.get("threshold", 0.5))  # a detector run may store its tuned threshold
         p_digit = _classifier_probs(det, det_spec, x, what="detector", run_dir=det_dir)[:, 1]
+    sel = _selected(run_dir, model, spec, x, names)
     out = []
     for i, p in enumerate(probs):
         rec: dict[str, Any] = {"index": i}
@@ -82,7 +83,24 @@ def predict(run_dir: str | os.PathLike, x: np.ndarray, *, detector: str | os.Pat
             rec["file"] = files[i]
         k = int(p.argmax())
         rec.update(pred=k, label=names[k], probs=[float(v) for v in p])
+        if sel is not None:
+            rec.update(rejected=sel[i]["rejected"], reason=sel[i]["reason"], rule=sel[i]["rule"])
         if p_digit is not None:
             rec.update(p_digit=float(p_digit[i]), is_digit=bool(p_digit[i] >= threshold))
+            if not rec["is_digit"]:
+                rec.update(rejected=True, reason=f"not a digit: the detector gives p(digit) {p_digit[i]:.3f} below "
+                                                 f"{threshold:.3f}")
         out.append(rec)
     return out
+
+
+def _selected(run_dir: Path, model, spec: dict, x: np.ndarray, names: list[str]) -> list[dict] | None:
+    """The run's selector (fitted on validation by `mnistlab reject`): accept / reject and why, per image."""
+    from mnistlab import select
+    from mnistlab.evaluate.rejection import load_rejector
+
+    sel = select.load_selector(run_dir)
+    if sel is None:
+        return None
+    rej = load_rejector(run_dir) if sel.rule == "views+dist" else None
+    return select.decide(sel, model, spec, x, classes=names, rejector=rej)

@@ -163,6 +163,14 @@ def analyse(run_dir: Path, out: Path, *, ood: list[str], noise: int, calib_max: 
               "test_accuracy": float(correct.mean()), "calibration": {"on": cal_name, "images": int(len(cal_idx))},
               "precision": prec, "rules": rules, "rejected_fraction": fractions, "ood": ood_out}
     result["interpretation"] = R.interpret({r: rules[r] for r in R.RULES}) + _ood_lines(fractions, ds.name)
+    if cal_name == "val":  # issue 31's selector: fitted on validation images only, measured on test
+        from mnistlab import select
+
+        sel = select.fit_run_selector(run_dir, val_x=bx[cal_idx], val_y=by[cal_idx], model=model, spec=spec,
+                                      rejector=rej)
+        te = select.decide(sel, model, spec, test_x, classes=[str(c) for c in ds.classes], rejector=rej)
+        result["selector"] = {**sel.to_json(), "test": R.selective_summary(np.array([d["score"] for d in te]),
+                                                                           correct)}
 
     out.mkdir(parents=True, exist_ok=True)
     save_png(out / "reject_rates.png", RP.rates_vs_threshold(

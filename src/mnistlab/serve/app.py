@@ -65,7 +65,9 @@ class ClassifierOut(BaseModel):
 
 class Prediction(ClassifierOut):
     """The first classifier's answer at the top level; every loaded classifier (first included) in `classifiers`."""
-    rejected: Optional[bool] = Field(None, description="true if any calibrated rule rejects; null without a rejector")
+    rejected: Optional[bool] = Field(None, description="the run's selector (selector.json) when it has one, else true if "
+                                     "any calibrated rule rejects; true for a non-digit; null without either")
+    reason: Optional[str] = Field(None, description="why the input is rejected, in one line (null when accepted)")
     p_digit: Optional[float] = Field(None, description="detector's P(digit); null when no detector is loaded")
     input: list[list[int]] = Field(description="the 28×28 uint8 image the networks saw (after preprocessing)")
     classifiers: list[ClassifierOut]

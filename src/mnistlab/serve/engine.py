@@ -18,6 +18,7 @@ import numpy as np
 import torch
 from fastapi.concurrency import run_in_threadpool
 
+from mnistlab import select
 from mnistlab.data.preprocess import preprocess
 from mnistlab.errors import MnistlabError
 from mnistlab.evaluate.metrics import softmax
@@ -35,6 +36,7 @@ class Classifier:
     info: dict
     rejector: Any = None
     fused: bool = False  # forward == head(embed(x)): logits and features from one pass
+    selector: Any = None  # the rule chosen on validation (selector.json, mnistlab.select); decides "rejected"
 
     def __call__(self, x: torch.Tensor) -> list[dict]:
         """x: (B, 1, 28, 28) uint8 → this classifier's answer for each image."""
@@ -58,6 +60,18 @@ class Classifier:
             reject = _decisions(raw, i) if raw is not None else {"chow": {"score": float(p[pred])}}
             out.append({"run": self.name, "pred": pred, "probs": p.tolist(), "reject": reject,
                         "label": self.classes[pred] if pred < len(self.classes) else str(pred)})
+        return self._select(x, out)
+
+    def _select(self, x: torch.Tensor, out: list[dict]) -> list[dict]:
+        """With a selector: its decision and reason per image, shown as one more row of the rules table."""
+        if self.selector is None:
+            return out
+        sel = select.decide(self.selector, self.model, self.spec, x.numpy(), classes=list(self.classes),
+                            rejector=self.rejector)
+        for o, d in zip(out, sel):
+            o["reject"][f"selected ({d['rule']})"] = {"score": d["score"], "threshold": d["threshold"],
+                                                      "reject_below": True, "reject": d["rejected"]}
+            o["selected"] = d
         return out
 
 
@@ -136,8 +150,11 @@ def load_classifier(d: str | Path, name: str) -> Classifier:
             "metrics": {k: v for k, v in r.metrics.items() if isinstance(v, (int, float, str, bool)) or v is None}}
     rej = _load_rejector(r.dir)
     check_rejector(rej, r.model, r.spec, r.dir)
+    sel = select.load_selector(r.dir)
+    if sel is not None and sel.rule == "views+dist" and rej is None:
+        raise MnistlabError(f"{r.dir}: selector.json uses the distance term but the run has no rejector.json")
     return Classifier(name, r.dir, r.model, r.spec, _classes(r.config.get("dataset"), r.spec["num_classes"]), info,
-                      rej, _is_fused(r.model, tuple(r.spec["in_shape"])))
+                      rej, _is_fused(r.model, tuple(r.spec["in_shape"])), sel)
 
 
 @dataclass
@@ -214,7 +231,13 @@ class Engine:
             outs = [answers[i] for answers in per_clf]
             first = outs[0]
             calibrated = [d["reject"] for d in first["reject"].values() if d.get("reject") is not None]
-            out.append({**first, "rejected": any(calibrated) if calibrated else None, "p_digit": p_digit[i],
+            rejected = first["selected"]["rejected"] if "selected" in first else (any(calibrated) if calibrated
+                                                                                else None)
+            reason = first["selected"]["reason"] if "selected" in first else None
+            if p_digit[i] is not None and p_digit[i] < self.detector[1].get("threshold", 0.5):
+                rejected, reason = True, (f"not a digit: the detector gives p(digit) {p_digit[i]:.3f} below "
+                                          f"{self.detector[1].get('threshold', 0.5):.3f}")
+            out.append({**first, "rejected": rejected, "reason": reason, "p_digit": p_digit[i],
                         "input": x28[i].astype(int).tolist(), "classifiers": outs})
         return out
 

@@ -175,7 +175,7 @@ function renderRules(r) {
     tr.lastChild.className = decision;
     body.appendChild(tr);
   }
-  $("#rules-note").textContent = r.rejected === null
+  $("#rules-note").textContent = r.reason ? "Rejected — " + r.reason : r.rejected === null
     ? "This run has no calibrated rejector: only the max-probability score is shown."
     : (r.rejected ? "Rejected by at least one rule." : "Accepted by every rule.");
 }
