@@ -17,7 +17,7 @@ def render_md(r: dict, *, pct) -> str:
              f"- machine: {r['machine']['cpu']}, {r['machine']['cores']} cores, flags {', '.join(r['machine']['flags'])}"
              f" (fp32); load average at the end {r['machine']['load_avg_end']} — shared with other jobs",
              f"- command: `{r['command']}`",
-             f"- budget (≤ 25 min on this 2-core CPU, seed {b['seed']}, one seed — no ± here): CNN `cnn` "
+             f"- budget (≤ 25 min on this 2-core CPU, seed {b['seed']}, one seed — no ± here): CNN `{b.get('cnn_model', 'cnn')}` "
              f"{b['cnn_epochs']} epochs on 55 000 training images (5 000 held out for validation); detector `cnn-small` "
              f"{b['det_epochs']} epochs on {b['positives']} digits + as many negatives over every family, LOFO "
              f"detectors {b['lofo_epochs']} epoch each; shifted sets: the first {b['shift_size']} MNIST test images "
@@ -81,4 +81,21 @@ def render_md(r: dict, *, pct) -> str:
               f"{best['sets']['mnist-test']['rules'][rule]['aurc_ratio']:.2f}× — "
               f"{_met(best['sets']['mnist-test']['rules'][rule]['aurc_ratio'] <= t['aurc_ratio'])}", ""]
     lines += ["## Runs", ""] + [f"- {k}: `{v['command']}` ({v['process_seconds']} s)" for k, v in r["runs"].items()]
+    return "\n".join(lines) + "\n"
+
+
+MARKER = "## Near-OOD families and leave-fonts-out (issue 31)"
+
+
+def detector_section(r: dict, *, pct) -> str:
+    """The section benchmarks/robustness.py appends to detector.md (replacing its previous one)."""
+    d, b = r["detector"]["det-robust"], r["budget"]
+    lines = [MARKER, "", f"From `{r['command']}` (git `{r['git_sha']}`, {r['date']}; smaller budget than the runs "
+             f"above: {b['det_epochs']} epochs on {b['positives']} digits + as many negatives, one seed, robust=0.5; "
+             "see robustness.md). Letters are tested on font files of a foundry never used in training.", "",
+             "| measure | value |", "|---|---|",
+             f"| letters/symbols from held-out fonts rejected | {pct(d['letters_heldout_rejected'])} |",
+             f"| MNIST test accepted | {pct(d['accepted']['mnist-test'])} |",
+             f"| Fashion-MNIST AUROC | {d['auroc_fashion']:.5f} |"]
+    lines += [f"| left out: {f} rejected | {pct(v)} |" for f, v in (d.get("lofo_rejected") or {}).items()]
     return "\n".join(lines) + "\n"

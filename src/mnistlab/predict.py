@@ -12,7 +12,8 @@ from typing import Any
 
 import numpy as np
 
-from mnistlab import fileio, infer
+from mnistlab import fileio, infer, select
+from mnistlab.evaluate.rejection import load_rejector
 from mnistlab.errors import MnistlabError
 from mnistlab.evaluate.metrics import softmax
 from mnistlab.precision import resolve_device
@@ -96,9 +97,6 @@ def predict(run_dir: str | os.PathLike, x: np.ndarray, *, detector: str | os.Pat
 
 def _selected(run_dir: Path, model, spec: dict, x: np.ndarray, names: list[str]) -> list[dict] | None:
     """The run's selector (fitted on validation by `mnistlab reject`): accept / reject and why, per image."""
-    from mnistlab import select
-    from mnistlab.evaluate.rejection import load_rejector
-
     sel = select.load_selector(run_dir)
     if sel is None:
         return None

@@ -16,6 +16,8 @@ from mnistlab import fileio, infer
 from mnistlab.data.shifts import tta_views
 from mnistlab.errors import MnistlabError
 from mnistlab.evaluate import selective
+from mnistlab.evaluate.rejection import selective_summary
+from mnistlab.runs import load_model
 
 FILE = "selector.json"
 
@@ -34,8 +36,6 @@ def _arrays(model: torch.nn.Module, spec: dict, x: np.ndarray, rejector=None) ->
 def fit_run_selector(run_dir: str | Path, *, val_x: np.ndarray, val_y: np.ndarray, model=None, spec=None,
                      rejector=None, coverage: float = 0.95) -> selective.Selector:
     """Fit the selector on the run's VALIDATION images (the caller passes them) and save selector.json."""
-    from mnistlab.runs import load_model
-
     if model is None:
         model, spec = load_model(run_dir)
     a = _arrays(model, spec, val_x, rejector)
@@ -71,3 +71,11 @@ def decide(sel: selective.Selector, model: torch.nn.Module, spec: dict, x: np.nd
         out.append({"rule": sel.rule, "score": float(s[i]), "threshold": sel.threshold, "rejected": rej,
                     "reason": why, "p_calibrated": float(p[i])})
     return out
+
+
+def fit_and_measure(run_dir: str | Path, *, model, spec: dict, rejector, val_x: np.ndarray, val_y: np.ndarray,
+                    test_x: np.ndarray, test_correct: np.ndarray, classes: list[str]) -> dict:
+    """Fit on validation, save selector.json, and measure the chosen rule on test (AURC …): for reject.json."""
+    sel = fit_run_selector(run_dir, val_x=val_x, val_y=val_y, model=model, spec=spec, rejector=rejector)
+    te = decide(sel, model, spec, test_x, classes=classes, rejector=rejector)
+    return {**sel.to_json(), "test": selective_summary(np.array([d["score"] for d in te]), test_correct)}

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from mnistlab import fileio, infer
+from mnistlab import fileio, infer, select
 from mnistlab.commands._args import threads_arg
 from mnistlab.commands._artefacts import save_png
 from mnistlab.errors import MnistlabError
@@ -164,14 +164,9 @@ def analyse(run_dir: Path, out: Path, *, ood: list[str], noise: int, calib_max: 
               "precision": prec, "rules": rules, "rejected_fraction": fractions, "ood": ood_out}
     result["interpretation"] = R.interpret({r: rules[r] for r in R.RULES}) + _ood_lines(fractions, ds.name)
     if cal_name == "val":  # issue 31's selector: fitted on validation images only, measured on test
-        from mnistlab import select
-
-        sel = select.fit_run_selector(run_dir, val_x=bx[cal_idx], val_y=by[cal_idx], model=model, spec=spec,
-                                      rejector=rej)
-        te = select.decide(sel, model, spec, test_x, classes=[str(c) for c in ds.classes], rejector=rej)
-        result["selector"] = {**sel.to_json(), "test": R.selective_summary(np.array([d["score"] for d in te]),
-                                                                           correct)}
-
+        result["selector"] = select.fit_and_measure(run_dir, model=model, spec=spec, rejector=rej, val_x=bx[cal_idx],
+                                                    val_y=by[cal_idx], test_x=test_x, test_correct=correct,
+                                                    classes=[str(c) for c in ds.classes])
     out.mkdir(parents=True, exist_ok=True)
     save_png(out / "reject_rates.png", RP.rates_vs_threshold(
         {r: rules[r] for r in R.RULES}, ("rejection_rate",), title="rejection rate vs threshold (test)",

@@ -99,6 +99,19 @@ def _split(cfg: DetectorConfig, n_train: int) -> tuple[np.ndarray, np.ndarray, n
     return np.sort(perm[: cfg.positives]), np.sort(perm[cfg.positives: k]), np.sort(perm[k:])
 
 
+def _negative_sets(cfg: DetectorConfig, fams: list[str], *, spare: np.ndarray, val_digits: np.ndarray,
+                   test_digits: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Training / validation / test negatives (images, family index) from three seeds. Broken digits: spare training
+    digits / validation digits / MNIST test digits. Fragments and pairs read training digits only: one half of the
+    spare digits for training, the other for test. Test letters come from held-out font files (leave-fonts-out)."""
+    half = (spare[0::2], spare[1::2]) if len(spare) >= 6 else (spare, spare)
+    return [neg.generate_mix(cfg.negatives, seed=cfg.data_seed, families=fams, digits=spare, train_digits=half[0]),
+            neg.generate_mix(cfg.val_size, seed=cfg.data_seed + VAL_SEED, families=fams, digits=val_digits,
+                             train_digits=val_digits),
+            neg.generate_mix(cfg.test_negatives, seed=cfg.data_seed + TEST_SEED, families=fams, digits=test_digits,
+                             train_digits=half[1], fonts="held-out")]
+
+
 def _labelled(pos: np.ndarray, negs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return np.concatenate([pos, negs]), np.r_[np.ones(len(pos)), np.zeros(len(negs))].astype(np.int64)
 
@@ -183,16 +196,10 @@ def detector_data(cfg: DetectorConfig, run: Run) -> DetectorData:
     run.save_splits(positives=pos_idx, val=val_idx)
     spare = ds.train_x[spare_idx] if len(spare_idx) >= 3 else ds.train_x[pos_idx]
     # negatives: training / validation / test seeds; broken digits from digits that are not positives / from test
-    # fragments and pairs come from training digits only: one half of the spare digits for training, the other for
-    # test; letters for test come from held-out font files (leave-fonts-out)
-    half = (spare[0::2], spare[1::2]) if len(spare) >= 6 else (spare, spare)
-    tr_neg, tr_fam = neg.generate_mix(cfg.negatives, seed=cfg.data_seed, families=fams, digits=spare,
-                                      train_digits=half[0])
-    va_neg, va_fam = neg.generate_mix(cfg.val_size, seed=cfg.data_seed + VAL_SEED, families=fams,
-                                      digits=ds.train_x[val_idx], train_digits=ds.train_x[val_idx])
+    (tr_neg, tr_fam), (va_neg, va_fam), (te_neg, te_fam) = _negative_sets(cfg, fams, spare=spare,
+                                                                           val_digits=ds.train_x[val_idx],
+                                                                           test_digits=ds.test_x)
     test_pos = ds.test_x[: cfg.test_subset] if cfg.test_subset else ds.test_x
-    te_neg, te_fam = neg.generate_mix(cfg.test_negatives, seed=cfg.data_seed + TEST_SEED, families=fams,
-                                      digits=ds.test_x, train_digits=half[1], fonts="held-out")
     x, y = _labelled(ds.train_x[pos_idx], tr_neg)
     val_x, val_y = _labelled(ds.train_x[val_idx], va_neg)
     test_x, test_y = _labelled(test_pos, te_neg)
