@@ -92,12 +92,12 @@ def shifted_sets(n: int, *, seed: int, test_size: int) -> dict[str, tuple[np.nda
     return sets
 
 
-def cnn_report(run: Path, sets: dict, *, views: bool) -> tuple[dict, dict]:
+def cnn_report(run: Path, sets: dict, *, views: bool, val_max: int) -> tuple[dict, dict]:
     """Accuracy and selective metrics of one CNN on every set; the selector is fitted on the run's validation split."""
     model, spec = load_model(run)
     pre = spec.get("preprocess")
     ds = load_dataset("mnist")
-    val_idx = np.load(run / "splits.npz")["val"]
+    val_idx = np.load(run / "splits.npz")["val"][:val_max]  # the budget: the selector sees val_max of them
     vx, vy = ds.train_x[val_idx], ds.train_y[val_idx]
     tr_idx = np.load(run / "splits.npz")["train"][:5000]
 
@@ -162,6 +162,7 @@ def main(argv=None) -> int:
     p.add_argument("--lofo-epochs", type=float, default=0.5)
     p.add_argument("--shift-size", type=int, default=1000, help="images per shifted set")
     p.add_argument("--test-size", type=int, default=10000, help="MNIST test images")
+    p.add_argument("--val-max", type=int, default=5000, help="validation images the selector is fitted on")
     p.add_argument("--jobs", type=int, default=2, help="training runs at once (one thread each)")
     p.add_argument("--runs", default=str(ROOT / "runs" / "bench-robustness"))
     p.add_argument("--smoke", action="store_true")
@@ -179,7 +180,7 @@ def main(argv=None) -> int:
     sets = shifted_sets(args.shift_size, seed=args.seed, test_size=args.test_size)
     cnn, logits = {}, {}
     for k in ("cnn-base", "cnn-robust"):
-        cnn[k], logits[k] = cnn_report(runs / k, sets, views=True)
+        cnn[k], logits[k] = cnn_report(runs / k, sets, views=True, val_max=args.val_max)
     det = {k: det_report(runs / k, sets, n=args.shift_size, seed=args.seed) for k in ("det-base", "det-robust")}
     res = {"benchmark": name, "date": started.isoformat(timespec="seconds"), "git_sha": git_sha(),
            "machine": {"cpu": cpu_name(), "flags": cpu_flags(), "cores": os.cpu_count(),

@@ -21,7 +21,8 @@ def render_md(r: dict, *, pct) -> str:
              f"{b['cnn_epochs']} epochs on 55 000 training images (5 000 held out for validation); detector `cnn-small` "
              f"{b['det_epochs']} epochs on {b['positives']} digits + as many negatives over every family, LOFO "
              f"detectors {b['lofo_epochs']} epoch each; shifted sets: the first {b['shift_size']} MNIST test images "
-             f"(printed: as many renders from held-out fonts), MNIST test: the first {b['test_size']}.",
+             f"(printed: as many renders from held-out fonts), MNIST test: the first {b['test_size']}; "
+             f"the selector is fitted on {b.get('val_max')} validation images.",
              "- nothing is chosen on test: detector thresholds, temperature, α, rule and rejection threshold come from "
              "validation images carved from the training split. The shifted sets probe the shifts the robust view "
              "anticipates (same kinds of operation, different draws), not every shift a user may bring.", "",
