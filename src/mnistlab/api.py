@@ -9,9 +9,9 @@ from typing import Any
 
 import numpy as np
 
-from mnistlab import fileio, infer, runs
+from mnistlab import fileio, infer, runs, userrun
 from mnistlab.config import load_config_file, merge, to_dict
-from mnistlab.data import DATASETS, load_dataset
+from mnistlab.data import check_dataset_name, load_dataset
 from mnistlab.data.sources import data_home
 from mnistlab.errors import MnistlabError, TrainingDiverged
 from mnistlab.evaluate import gan_eval
@@ -38,7 +38,7 @@ def check_names(cfg, model_options=None) -> None:
     """Unknown dataset / model names, and the model options a method asks for (`model_options(cfg)`, when it says how
     it builds them) that the model does not take, fail before a run folder is made (not after, leaving a half-made one)."""
     if getattr(cfg, "dataset", None):
-        DATASETS.get(cfg.dataset)
+        check_dataset_name(cfg.dataset)
     default_model = getattr(type(cfg)(), "model", None)
     if isinstance(default_model, str) and default_model in MODELS:  # the method builds its model from MODELS
         MODELS.get(cfg.model)
@@ -114,12 +114,18 @@ def evaluate_generator(run_dir: str | Path, classifier: LoadedRun, *, n: int = 1
             **out}
 
 
-def train(method: str, *, command: str, out: str | os.PathLike | None = None, resume: bool = False,
-          budget: str = "quick", config_file: str | None = None,
-          overrides: dict[str, Any] | None = None, recipe: dict[str, Any] | None = None) -> tuple[Path, dict]:
-    """Run `method` into a run folder; returns (folder, final metrics). A finished folder + resume → its metrics."""
+def train(method: str, *, command: str | None = None, out: str | os.PathLike | None = None, resume: bool = False,
+          budget: str = "quick", config_file: str | None = None, overrides: dict[str, Any] | None = None,
+          recipe: dict[str, Any] | None = None, data_options: dict[str, Any] | None = None) -> tuple[Path, dict]:
+    """Run `method` into a run folder; returns (folder, final metrics). A finished folder + resume → its metrics.
+
+    `command` names the run in config.json and the default folder (default: the method's task, e.g. "fewlabel").
+    `data_options` (preprocess, unlabelled, labels_from, skip_bad…) go into a user data set's name: data/userdata.py.
+    """
     entry = METHODS.get(method)
+    command = command or METHODS.info(method).get("task") or method
     cfg = resolve_config(method, budget=budget, config_file=config_file, overrides=overrides, recipe=recipe)
+    user_ds = userrun.prepare(cfg, method=method, options=data_options)  # user data: checked before any folder
     check_names(cfg, METHODS.info(method).get("model_options"))
     where = check_device(cfg)  # an unknown or absent device: one line, before any folder is made
     out = Path(out) if out else default_out(command, method)
@@ -131,6 +137,8 @@ def train(method: str, *, command: str, out: str | os.PathLike | None = None, re
         try:
             run.start(cfg, command=command, method=method, resolved=where)
             metrics = entry(cfg, run, resume=resume)
+            if user_ds is not None:
+                userrun.record(run, user_ds)
         except TrainingDiverged:
             raise  # its folder keeps the last good checkpoint and the log: what the user needs to see why
         except MnistlabError:  # a bad setting the method found (a split, a label count…): no half-made folder left
@@ -138,6 +146,7 @@ def train(method: str, *, command: str, out: str | os.PathLike | None = None, re
             raise
         metrics = run.finish({"method": method, "dataset": getattr(cfg, "dataset", None), "seed": cfg.seed,
                               "budget": cfg.budget, **metrics})
+        userrun.write_card(run.dir)
         return run.dir, metrics
     finally:
         run.close()

@@ -22,7 +22,8 @@ def threads_arg(text: str) -> int:
 
 def add_train_flags(p: argparse.ArgumentParser, *, dataset: bool = True) -> None:
     if dataset:
-        p.add_argument("--dataset", help="dataset name (`mnistlab list`)")
+        p.add_argument("--dataset", help="dataset name (`mnistlab list`), or your own images: folder:PATH (one "
+                                         "sub-folder per class) or npz:PATH (arrays x, y); default mnist")
     p.add_argument("--budget", choices=BUDGETS, default="quick", help="smoke (seconds) | quick (default) | full")
     p.add_argument("--seed", type=int, help="training seed")
     p.add_argument("--out", help="run folder (default: runs/<command>-<method>-<time>)")
@@ -38,6 +39,30 @@ def add_train_flags(p: argparse.ArgumentParser, *, dataset: bool = True) -> None
     p.add_argument("--config", help="JSON file of settings (command-line flags win over it)")
     p.add_argument("--set", action="append", metavar="KEY=VALUE", help="any config field, e.g. --set weight_decay=0")
     p.add_argument("--json", action="store_true", help="print the final metrics as JSON")
+    if dataset:
+        add_data_flags(p)
+
+
+def add_data_flags(p: argparse.ArgumentParser) -> None:
+    """Options of user data (--dataset folder:PATH | npz:PATH); they become part of the data set's name."""
+    g = p.add_argument_group("your own data (--dataset folder:PATH or npz:PATH)")
+    g.add_argument("--preprocess", choices=("auto", "none", "resize", "centre"),
+                   help="how images become model inputs (default auto: kept when all share one size, else resize to "
+                        "28×28 keeping the aspect); centre = MNIST's centring of grey digits; recorded in model.json")
+    g.add_argument("--unlabelled", metavar="PATH",
+                   help="a folder or .npz (key x) of images without labels, added to the unlabelled pool (default none)")
+    g.add_argument("--labels-from", metavar="FILE",
+                   help="text file of image indices or file names, one a line: the only labels training may use "
+                        "(default: labels drawn by --labels and --split-seed)")
+    g.add_argument("--skip-bad", action="store_true", default=None,
+                   help="skip corrupt or oversized image files, counted in data.json (default: refuse the data set)")
+
+
+DATA_KEYS = ("preprocess", "unlabelled", "labels_from", "skip_bad")
+
+
+def data_options(args: argparse.Namespace) -> dict:
+    return {k: getattr(args, k) for k in DATA_KEYS if getattr(args, k, None) is not None}
 
 
 TRAIN_KEYS = ("dataset", "seed", "precision", "device", "epochs", "lr", "batch_size", "threads")
@@ -58,7 +83,8 @@ def run_training(args: argparse.Namespace, method: str, *, command: str, keys: t
     if args.resume and not args.out:
         raise MnistlabError("--resume needs --out DIR (the run folder to continue)")
     out, metrics = api.train(method, command=command, out=args.out, resume=args.resume, budget=args.budget,
-                             config_file=args.config, overrides=overrides(args, keys), recipe=recipe)
+                             config_file=args.config, overrides=overrides(args, keys), recipe=recipe,
+                             data_options=data_options(args))
     if int(os.environ.get("RANK", "0")) == 0:  # under torchrun, one process speaks
         print_metrics(out, metrics, as_json=args.json)
     return 0

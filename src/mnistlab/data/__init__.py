@@ -14,6 +14,8 @@ from mnistlab.errors import MnistlabError
 from mnistlab.registry import Registry
 
 DATASETS: Registry = Registry("dataset", "mnistlab.data.sets")
+# kinds of user data, named `KIND:PATH[?options]` (folder:scans/, npz:arrays.npz): data/userdata.py
+DATASET_KINDS: Registry = Registry("dataset kind", "mnistlab.data.sets")
 
 
 @dataclass(frozen=True)
@@ -55,9 +57,24 @@ def check_arrays(name: str, arrays, shape: tuple[int, ...], sizes: tuple[int, in
         raise MnistlabError(f"{name}: expected {sizes[0]} train / {sizes[1]} test images, got {len(train_x)} / {len(test_x)}")
 
 
-@functools.lru_cache(maxsize=4)
 def load_dataset(name: str) -> Dataset:
-    """Load (and memoise) a registered dataset."""
+    """A registered dataset (memoised), or user data `KIND:PATH[?options]` (read through its own disk cache, so a
+    changed folder is seen)."""
+    kind, sep, _ = name.partition(":") if isinstance(name, str) else ("", "", "")
+    if sep and kind in DATASET_KINDS:
+        return DATASET_KINDS.get(kind)(name)
+    return _load_registered(name)
+
+
+def _cache_clear() -> None:
+    _load_registered.cache_clear()
+
+
+load_dataset.cache_clear = _cache_clear  # type: ignore[attr-defined]  # tests reset the memo as before
+
+
+@functools.lru_cache(maxsize=4)
+def _load_registered(name: str) -> Dataset:
     ds = DATASETS.get(name)()
     ds.train_x.setflags(write=False)
     ds.test_x.setflags(write=False)
@@ -66,3 +83,13 @@ def load_dataset(name: str) -> Dataset:
 
 def dataset_names() -> list[str]:
     return DATASETS.names()
+
+
+def check_dataset_name(name: str) -> None:
+    """An unknown name is one error listing the valid ones (and the user-data kinds)."""
+    kind, sep, _ = name.partition(":") if isinstance(name, str) else ("", "", "")
+    if sep and kind in DATASET_KINDS:
+        return
+    if name not in DATASETS:
+        kinds = ", ".join(f"{k}:PATH" for k in DATASET_KINDS.names())
+        raise MnistlabError(f"unknown dataset {name!r}; valid: {', '.join(DATASETS.names())}, {kinds}")

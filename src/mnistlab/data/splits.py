@@ -32,8 +32,15 @@ def labelled_split(labels: np.ndarray, n_labels: int, *, seed: int, n_val: int =
 
     `labelled` ∪ `val` is a balanced draw of `n_labels`; `val` (balanced, `n_val` of them) is carved from it, so the
     validation images are among the labels a user has. `unlabelled` is every other training index.
+    Label -1 marks an image without a label (user data: `unlabelled=`, `labels_from=`): never drawn; and when
+    `n_labels` reaches the number of labelled images, all of them are used (the user's fixed labelled set).
     """
-    drawn = balanced_subset(labels, n_labels, seed=seed, num_classes=num_classes)
+    known = labels >= 0
+    if not known.all() and n_labels >= known.sum():
+        drawn = np.flatnonzero(known)
+        n_labels = len(drawn)
+    else:
+        drawn = balanced_subset(labels, n_labels, seed=seed, num_classes=num_classes)
     val = np.array([], dtype=np.int64)
     if n_val:
         if n_val >= n_labels:

@@ -99,7 +99,10 @@ def recalibrate_bn(model: torch.nn.Module, x: torch.Tensor, *, precision: str, b
 
 
 def eval_split(model, x, y, *, spec, precision, prefix: str) -> dict:
-    """{prefix_accuracy, prefix_loss} on uint8 images."""
+    """{prefix_accuracy, prefix_loss} on uint8 images (images labelled -1, user data without a label, left out)."""
+    if (np.asarray(y) < 0).any():
+        keep = np.flatnonzero(np.asarray(y) >= 0)
+        x, y = x[keep], y[keep]
     if len(y) == 0:
         return {}
     lg = infer.logits(model, x, spec=spec, precision=precision)
