@@ -14,7 +14,7 @@ __all__ = ["fewlabel", "supervised", "detect", "gan", "study", "load", "export",
 
 def __getattr__(name: str):
     if name == "export":
-        from mnistlab.export import export_run  # onnx / torchscript, on first use
+        from mnistlab.exporter import export_run  # onnx / torchscript, on first use
 
         return export_run
     if name == "MnistlabError":

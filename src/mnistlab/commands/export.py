@@ -1,12 +1,12 @@
 """`mnistlab export --run DIR --format onnx|torchscript [--out FILE]`: a classifier run as a file that runs without
-mnistlab, checked against mnistlab's own probabilities (mnistlab/export.py)."""
+mnistlab, checked against mnistlab's own probabilities (mnistlab/exporter.py)."""
 from __future__ import annotations
 
 import json
 
 
 def _run(args) -> int:
-    from mnistlab.export import export_run  # onnx / onnxruntime are an optional extra
+    from mnistlab.exporter import export_run  # onnx / onnxruntime are an optional extra
 
     rec = export_run(args.run, format=args.format, out=args.out)
     if args.json:

@@ -16,6 +16,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -79,14 +80,18 @@ def _onnx_probs(blob: bytes, x: np.ndarray) -> np.ndarray:
 
 
 def _torchscript_bytes(wrapper: Exported, x: torch.Tensor, meta: dict) -> bytes:
-    traced = torch.jit.trace(wrapper, (x,), check_trace=False)
-    buf = io.BytesIO()
-    torch.jit.save(traced, buf, _extra_files={"mnistlab.json": json.dumps(meta)})
+    with warnings.catch_warnings():  # torch 2.13 marks torch.jit deprecated; it still loads in C++ and Python
+        warnings.simplefilter("ignore", DeprecationWarning)
+        traced = torch.jit.trace(wrapper, (x,), check_trace=False)
+        buf = io.BytesIO()
+        torch.jit.save(traced, buf, _extra_files={"mnistlab.json": json.dumps(meta)})
     return buf.getvalue()
 
 
 def _torchscript_probs(blob: bytes, x: np.ndarray) -> np.ndarray:
-    module = torch.jit.load(io.BytesIO(blob))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        module = torch.jit.load(io.BytesIO(blob))
     with torch.no_grad():
         return module(torch.from_numpy(x)).numpy()
 
