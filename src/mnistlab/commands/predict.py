@@ -9,7 +9,13 @@ def _run(args) -> int:
     from mnistlab.data.images import image_files, load_images
     from mnistlab.predict import predict
 
-    x = load_images(args.images, invert=args.invert)  # (N, 1, 28, 28) uint8, MNIST polarity
+    rule = _image_input(args.run)
+    if rule:  # a run on user data: its own recorded input rule (resize / centre, size, channels)
+        from mnistlab.data.inputs import to_model_images
+
+        x = to_model_images(args.images, shape=(rule["channels"], *_in_hw(args.run)), rule=rule)
+    else:
+        x = load_images(args.images, invert=args.invert)  # (N, 1, 28, 28) uint8, MNIST polarity
     path = Path(args.images)
     files = None if path.suffix.lower() == ".npy" and path.is_file() else [str(f) for f in image_files(path)]
     records = predict(args.run, x, detector=args.detector, files=files, device=args.device)
@@ -23,6 +29,21 @@ def _run(args) -> int:
             line += f"\t{'digit' if r['is_digit'] else 'not a digit'} (p={r['p_digit']:.3f})"
         print(line)
     return 0
+
+
+def _image_input(run: str) -> dict | None:
+    from mnistlab import fileio
+
+    path = Path(run) / "model.json"
+    return fileio.read_json(path).get("image_input") if path.is_file() else None
+
+
+def _in_hw(run: str) -> tuple[int, int]:
+    from mnistlab import fileio
+
+    spec = fileio.read_json(Path(run) / "model.json")
+    shape = spec.get("image_shape") or spec["in_shape"]
+    return int(shape[-2]), int(shape[-1])
 
 
 def register(sub) -> None:
