@@ -4,6 +4,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from mnistlab import fileio
+
 
 def _run(args) -> int:
     from mnistlab.data.images import image_files, load_images
@@ -32,15 +34,11 @@ def _run(args) -> int:
 
 
 def _image_input(run: str) -> dict | None:
-    from mnistlab import fileio
-
     path = Path(run) / "model.json"
     return fileio.read_json(path).get("image_input") if path.is_file() else None
 
 
 def _in_hw(run: str) -> tuple[int, int]:
-    from mnistlab import fileio
-
     spec = fileio.read_json(Path(run) / "model.json")
     shape = spec.get("image_shape") or spec["in_shape"]
     return int(shape[-2]), int(shape[-1])
