@@ -34,6 +34,11 @@ def _as_uint8(a: np.ndarray) -> np.ndarray:
     return a.astype(np.uint8)
 
 
+def raw_to_input(img: np.ndarray, *, shape: tuple[int, int, int], rule: dict | None) -> np.ndarray:
+    """One raw (H, W) or (H, W, 3) uint8 image → (C, H, W) by a run's `image_input` rule (None: MNIST's)."""
+    return _one(_as_uint8(np.asarray(img)), tuple(int(s) for s in shape), rule)
+
+
 def _one(img: np.ndarray, shape: tuple[int, int, int], rule: dict | None) -> np.ndarray:
     """One (H, W) or (H, W, 3) uint8 image → (C, H, W) by the rule."""
     c = shape[0]

@@ -27,7 +27,7 @@ from mnistlab import fileio
 from mnistlab.data import Dataset
 from mnistlab.data.sources import cache_path
 from mnistlab.data.splits import holdout
-from mnistlab.data.userfiles import (MAX_IMAGES, BadImage, decode, fit, list_images, name_some, probe,
+from mnistlab.data.userfiles import (MAX_IMAGES, BadImage, decode, fit, list_image_names, name_some, probe,
                                      resolve_rule)
 from mnistlab.errors import MnistlabError
 
@@ -94,10 +94,10 @@ def compose(dataset: str, **options: object) -> str:
 
 
 # ------------------------------------------------------------------------------------------------ decoding + cache
-def _cache_key(files: list[Path], params: dict) -> str:
+def _cache_key(files: list[str], params: dict) -> str:
     h = hashlib.sha256(json.dumps({"v": CACHE_VERSION, **params}, sort_keys=True).encode())
     for f in files:
-        st = f.stat()
+        st = os.stat(f)
         h.update(f"{f}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
     return "user-" + h.hexdigest()[:24]
 
@@ -136,7 +136,7 @@ def _refuse_bad(where: str, bad: dict[str, list[str]], skip_bad: bool, total: in
     raise MnistlabError(f"{where}: " + "; ".join(parts) + f"; {hint}")
 
 
-def decode_files(files: list[Path], *, root: Path, where: str, rule: str, size: int, invert: bool,
+def decode_files(files: list[str], *, root: Path, where: str, rule: str, size: int, invert: bool,
                  skip_bad: bool) -> tuple[np.ndarray, np.ndarray, dict]:
     """Files → (uint8 (M, C, S, S), indices of the M kept files, meta), through the cache (path + sizes + mtimes)."""
     params = {"rule": rule, "size": size, "invert": invert, "skip_bad": skip_bad}
@@ -144,7 +144,8 @@ def decode_files(files: list[Path], *, root: Path, where: str, rule: str, size: 
     hit = _read_cache(key)
     if hit is not None:
         return hit[0], hit[1], {**hit[2], "cache": "hit"}
-    rel = [str(f.relative_to(root)) if f.is_relative_to(root) else str(f) for f in files]
+    top = str(root).rstrip(os.sep) + os.sep
+    rel = [f[len(top):] if f.startswith(top) else f for f in files]
     bad: dict[str, list[str]] = {}
     probes = {}
     for i, f in enumerate(files):
@@ -189,15 +190,17 @@ def class_folders(root: Path, where: str) -> list[str]:
     return classes
 
 
-def folder_files(root: Path, classes: list[str], where: str) -> tuple[list[Path], np.ndarray, int]:
-    """Every image of the class folders in the documented order, its label, and the count of ignored non-images."""
+def folder_files(root: Path, classes: list[str], where: str) -> tuple[list[str], np.ndarray, int]:
+    """Every image of the class folders (full paths) in the documented order, its label, and the count of ignored
+    non-images."""
     items, ignored, empty = [], 0, []
     for c, name in enumerate(classes):
-        files, ign = list_images(root / name)
+        folder = os.path.join(root, name)
+        names, ign = list_image_names(folder)
         ignored += ign
-        if not files:
-            empty.append(str(root / name))
-        items += [(str(f.relative_to(root / name)), c, f) for f in files]
+        if not names:
+            empty.append(folder)
+        items += [(n, c, os.path.join(folder, n)) for n in names]
     if empty:
         raise MnistlabError(f"{where}: {len(empty)} empty class folder(s) (no .png/.jpg/.jpeg/.bmp): "
                             f"{name_some(empty)}")
@@ -333,7 +336,7 @@ def read_unlabelled(spec: Spec, *, rule: str, channels: int) -> tuple[np.ndarray
         return x, {"unlabelled_source": str(p)}
     if not p.is_dir():
         raise MnistlabError(f"{where}: no such folder or .npz file")
-    files, _ = list_images(p)
+    files = [os.path.join(p, n) for n in list_image_names(str(p))[0]]
     if not files:
         raise MnistlabError(f"{where}: no .png/.jpg/.jpeg/.bmp images in it")
     x, _, meta = decode_files(files, root=p, where=where, rule=rule, size=spec.number("size"),

@@ -63,10 +63,10 @@ def _channels(im: Image.Image) -> int:
     return 3
 
 
-def _open(path: Path) -> Image.Image:
+def _open(path: str | Path) -> Image.Image:
     """Open (header only) with the bomb and size checks; the caller closes it."""
     try:
-        nbytes = path.stat().st_size
+        nbytes = os.stat(path).st_size
     except OSError as e:
         raise BadImage("corrupt", e.strerror or str(e)) from None
     if nbytes > MAX_FILE_BYTES:
@@ -86,12 +86,12 @@ def _open(path: Path) -> Image.Image:
     return im
 
 
-def probe(path: Path) -> Probe:
+def probe(path: str | Path) -> Probe:
     with _open(path) as im:
         return Probe(im.size, _channels(im))
 
 
-def decode(path: Path, channels: int) -> np.ndarray:
+def decode(path: str | Path, channels: int) -> np.ndarray:
     """A file → uint8 (H, W) grey or (H, W, 3) colour; alpha composited onto black."""
     im = _open(path)
     try:
@@ -141,18 +141,26 @@ def resolve_rule(rule: str, sizes: set[tuple[int, int]]) -> str:
     return rule
 
 
-def list_images(folder: Path) -> tuple[list[Path], int]:
-    """Image files under `folder` (recursively, hidden ones skipped), sorted; and how many other files were ignored."""
-    files, ignored = [], 0
-    for root, dirs, names in os.walk(folder):
+def list_image_names(folder: str) -> tuple[list[str], int]:
+    """Image files under `folder` as paths relative to it (recursively, hidden ones skipped), sorted; and how many
+    other files were ignored. Plain strings: pathlib costs 0.1 ms a file, most of a cached 10 000-image load."""
+    names, ignored = [], 0
+    for root, dirs, files in os.walk(folder):
         dirs[:] = sorted(d for d in dirs if not d.startswith("."))
-        for n in names:
+        rel = root[len(folder):].lstrip(os.sep)
+        for n in files:
             if n.startswith("."):
                 continue
             if n.lower().endswith(IMAGE_SUFFIXES):
-                files.append(Path(root) / n)
+                names.append(os.path.join(rel, n) if rel else n)
             else:
                 ignored += 1
-        if len(files) > MAX_IMAGES:
+        if len(names) > MAX_IMAGES:
             raise MnistlabError(f"{folder}: more than {MAX_IMAGES} images; split the data set")
-    return sorted(files), ignored
+    return sorted(names), ignored
+
+
+def list_images(folder: Path) -> tuple[list[Path], int]:
+    """`list_image_names` as full paths."""
+    names, ignored = list_image_names(str(folder))
+    return [Path(folder, n) for n in names], ignored

@@ -24,6 +24,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from mnistlab import __version__
+from mnistlab.data.inputs import raw_to_input
 from mnistlab.data.images import to_mnist_28  # MNIST's normalisation, shared with `mnistlab predict`
 from mnistlab.errors import MnistlabError
 from mnistlab.runs import load_model
@@ -191,7 +192,9 @@ def create_app(classifier_dir: str | Path | list, detector_dir: str | Path | Non
             if ctype == "application/json":
                 x28, pre = pixels_from_json(body)
                 return to_mnist_28(x28.astype(np.float32)) if pre else x28
-            return to_mnist_28(image_to_gray(body))
+            rule = classifiers[0].spec.get("image_input")  # a run on user data: its recorded rule (resize…)
+            gray = image_to_gray(body)
+            return to_mnist_28(gray) if rule is None else raw_to_input(gray, shape=(1, 28, 28), rule=rule)[0]
 
         x28 = await run_in_threadpool(decode)
         return await engine.apredict(np.asarray(x28, np.uint8))

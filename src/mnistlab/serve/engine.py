@@ -105,7 +105,9 @@ def _decisions(raw: dict, i: int) -> dict:
     return out
 
 
-def _classes(dataset: str | None, k: int) -> tuple[str, ...]:
+def _classes(dataset: str | None, k: int, spec: dict | None = None) -> tuple[str, ...]:
+    if spec and isinstance(spec.get("classes"), list) and len(spec["classes"]) == k:  # runs on user data record them
+        return tuple(str(c) for c in spec["classes"])
     try:
         from mnistlab.data import load_dataset
 
@@ -153,8 +155,9 @@ def load_classifier(d: str | Path, name: str) -> Classifier:
     sel = select.load_selector(r.dir)
     if sel is not None and sel.rule == "views+dist" and rej is None:
         raise MnistlabError(f"{r.dir}: selector.json uses the distance term but the run has no rejector.json")
-    return Classifier(name, r.dir, r.model, r.spec, _classes(r.config.get("dataset"), r.spec["num_classes"]), info,
-                      rej, _is_fused(r.model, tuple(r.spec["in_shape"])), sel)
+    classes = _classes(r.config.get("dataset"), r.spec["num_classes"], r.spec)
+    return Classifier(name, r.dir, r.model, r.spec, classes, info, rej, _is_fused(r.model, tuple(r.spec["in_shape"])),
+                      sel)
 
 
 @dataclass

@@ -5,6 +5,7 @@ the image order: data/userdata.py; how files become arrays: data/userfiles.py.
 """
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -16,7 +17,7 @@ from mnistlab.data.userfiles import name_some
 from mnistlab.errors import MnistlabError
 
 
-def _test_files(layout: dict[str, Path], classes: list[str], where: str) -> tuple[list[Path], np.ndarray, int]:
+def _test_files(layout: dict[str, Path], classes: list[str], where: str) -> tuple[list[str], np.ndarray, int]:
     if "test" not in layout:
         return [], np.zeros(0, np.int64), 0
     tcls = class_folders(layout["test"], f"{where}/test")
@@ -45,7 +46,8 @@ def folder(name: str) -> Dataset:
     emptied = [classes[c] for c in range(len(classes)) if not (ytrain == c).any()]
     if emptied:
         raise MnistlabError(f"{where}: class folder(s) with no readable image left: {name_some(emptied)}")
-    names = [str(files[i].relative_to(layout["train"])) for i in ktrain]
+    top = str(layout["train"]).rstrip(os.sep) + os.sep
+    names = [files[i][len(top):] for i in ktrain]  # as in data.json and labels_from: <class>/<file>
     parts = Parts(x[is_train], ytrain, names, tuple(classes),
                   record={"rule": meta["rule"], "channels": meta["channels"], "skipped": meta["skipped"],
                           "skipped_count": sum(len(v) for v in meta["skipped"].values()),
