@@ -62,7 +62,9 @@ def self_train(model: torch.nn.Module, *, run, x_all: torch.Tensor, y_all: torch
         if r == 0:
             # monitoring only, like FixMatch's pl_acc (the unlabelled images' labels never reach the loss): how right
             # the first targets are — the unlabelled-pool accuracy of the SSL model
-            out["refine_pseudo_accuracy"] = float((pseudo == y_host[ulb_idx]).mean())
+            truth = y_host[ulb_idx]
+            known = truth >= 0  # user data: images without a label (-1) cannot be scored
+            out["refine_pseudo_accuracy"] = float((pseudo[known] == truth[known]).mean()) if known.any() else None
             out["refine_pseudo_confidence"] = float(softmax(lg).max(1).mean())
         idx, y = refine_set(pseudo, ulb_idx, lab_idx, y_host[lab_idx])
         total = _one_round(model, run=run, x_all=x_all, idx=idx, y=torch.from_numpy(y), cfg=cfg, round_=r,

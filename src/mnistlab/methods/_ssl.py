@@ -331,6 +331,7 @@ def ssl_step(cfg: SSLConfig, r: SSLRun):
         out = ssl_loss(r.state, cfg, x_lb, y_lb, x_w, x_s)
         lab, mask = out.pop("_lab"), out.pop("_mask")
         # monitoring only (the unlabelled labels never reach the loss): how right the kept pseudo-labels are
+        mask = mask * (y_u >= 0)  # user data: images without a label (-1) cannot be scored
         out["pl_acc"] = ((lab == y_u).float() * mask).sum() / mask.sum().clamp_min(1)
         return out
 
