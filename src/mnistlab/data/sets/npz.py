@@ -7,7 +7,8 @@ from pathlib import Path
 import numpy as np
 
 from mnistlab.data import DATASET_KINDS, Dataset
-from mnistlab.data.userdata import Parts, assemble, parse_spec, read_arrays, read_unlabelled, to_nchw
+from mnistlab.data.userarrays import read_arrays, to_nchw
+from mnistlab.data.userdata import Parts, assemble, parse_spec, read_unlabelled
 from mnistlab.data.userfiles import fit, name_some, resolve_rule
 from mnistlab.errors import MnistlabError
 
