@@ -26,7 +26,8 @@ import torch
 from mnistlab import fileio, infer
 from mnistlab.data.preprocess import preprocess
 from mnistlab.errors import MnistlabError
-from mnistlab.predict import _softmax64, class_names
+from mnistlab.evaluate.metrics import softmax
+from mnistlab.predict import class_names
 from mnistlab.runs import load_model
 
 FORMATS = {"onnx": ".onnx", "torchscript": ".pt"}
@@ -120,7 +121,7 @@ def export_run(run_dir: str | os.PathLike, *, format: str = "onnx", out: str | o
     pre = spec.get("preprocess", {})
     shape = _image_shape(spec)
     x = check_batch(shape)
-    ours = _softmax64(infer.logits(model, x, spec=pre, precision="fp32"))
+    ours = softmax(infer.logits(model, x, spec=pre, precision="fp32"))
     meta = {"format": format, "input": {"name": "images", "dtype": "uint8", "shape": ["N", *shape]},
             "output": {"name": "probs", "dtype": "float32", "shape": ["N", int(spec["num_classes"])]},
             "classes": class_names(run_dir, spec), "preprocess_inside": pre,

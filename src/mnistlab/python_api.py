@@ -19,7 +19,8 @@ from mnistlab.commands.fewlabel import default_recipe
 from mnistlab.data.inputs import Images, to_model_images
 from mnistlab.errors import MnistlabError
 from mnistlab.pipeline import run_study
-from mnistlab.predict import _softmax64, class_names
+from mnistlab.evaluate.metrics import softmax
+from mnistlab.predict import class_names
 from mnistlab.runs import load_run
 
 PathLike = str | os.PathLike
@@ -110,7 +111,8 @@ class Model:
     def predict_proba(self, images: Images) -> np.ndarray:
         """(N, K) float64 class probabilities, rows summing to 1 (fp32 forward pass)."""
         x = self.images(images)
-        return _softmax64(infer.logits(self.module, x, spec=self.spec.get("preprocess"), precision="fp32"))
+        lg = infer.logits(self.module, x, spec=self.spec.get("preprocess"), precision="fp32")
+        return softmax(lg.astype(np.float64))
 
     def predict(self, images: Images) -> np.ndarray:
         """(N,) int64 class indices (names: `self.classes`)."""
