@@ -128,11 +128,14 @@ def train(method: str, *, command: str | None = None, out: str | os.PathLike | N
     user_ds = userrun.prepare(cfg, method=method, options=data_options)  # user data: checked before any folder
     check_names(cfg, METHODS.info(method).get("model_options"))
     where = check_device(cfg)  # an unknown or absent device: one line, before any folder is made
-    out = Path(out) if out else default_out(command, method)
+    if out is not None and not str(out).strip():
+        raise MnistlabError("--out is an empty path; give a folder (or leave --out out for an auto-named one)")
+    out = Path(out) if out is not None else default_out(command, method)
     rank = int(os.environ.get("RANK", "0"))
     run = Run(out, resume=resume, writer=rank == 0)
     try:
-        if resume and run.finished:
+        if resume and run.finished:  # its metrics, if it is the run asked for (other settings: one error)
+            run.check_config(cfg, command=command, method=method)
             return run.dir, fileio.read_json(run.path("metrics.json"))
         try:
             run.start(cfg, command=command, method=method, resolved=where)

@@ -125,15 +125,28 @@ def parse_sets(items: list[str] | None) -> dict[str, str]:
     return out
 
 
+MAX_CONFIG_BYTES = 1 << 20  # a settings file is a few hundred bytes; 1 MiB bounds what reading one can cost
+
+
 def load_config_file(path: str | None) -> dict[str, Any]:
+    """A JSON object of settings from a regular file of at most MAX_CONFIG_BYTES (not a device, FIFO or folder)."""
     if not path:
         return {}
     try:
-        obj = json.loads(Path(path).read_text())
+        if not Path(path).is_file():  # follows links; /dev/zero, a FIFO or a folder would read forever or fail oddly
+            raise MnistlabError(f"config file {path} is not a regular file" if Path(path).exists()
+                                else f"config file {path} not found")
+        with open(path, "rb") as f:
+            raw = f.read(MAX_CONFIG_BYTES + 1)
+        if len(raw) > MAX_CONFIG_BYTES:
+            raise MnistlabError(f"config file {path} is over {MAX_CONFIG_BYTES} bytes")
+        obj = json.loads(raw.decode())
     except FileNotFoundError:
         raise MnistlabError(f"config file {path} not found") from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise MnistlabError(f"config file {path}: not valid JSON ({e})") from None
+    except OSError as e:
+        raise MnistlabError(f"config file {path}: cannot read ({e.strerror or e})") from None
+    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as e:
+        raise MnistlabError(f"config file {path}: not valid JSON ({str(e).splitlines()[0][:200]})") from None
     if not isinstance(obj, dict):
         raise MnistlabError(f"config file {path}: expected a JSON object")
     return obj

@@ -35,7 +35,7 @@ from mnistlab import __version__, fileio
 from mnistlab.config import to_dict
 from mnistlab.data import load_dataset
 from mnistlab.errors import MnistlabError
-from mnistlab.models import check_spec, create_model
+from mnistlab.models import check_size, check_spec, create_model
 from mnistlab.models.gan import Generator, build_generator, check_gan_spec, gan_spec, recalibrate_bn
 from mnistlab.precision import cpu_flags
 
@@ -160,6 +160,7 @@ class Run:
         except OSError as e:
             raise MnistlabError(f"cannot create {self.dir}: {e.strerror}") from None
         lock_folder(self.dir)
+        fileio.remove_stale_temps(self.dir)  # locked: temporaries older than this process are a dead writer's
 
     def path(self, name: str) -> Path:
         return self.dir / name
@@ -173,10 +174,9 @@ class Run:
     def finished(self) -> bool:
         return (self.dir / "metrics.json").exists()
 
-    def start(self, cfg: Any, *, command: str, method: str | None = None, resolved: dict[str, Any] | None = None) -> None:
-        """Write config.json and env.json (+ `resolved`: what the run resolved, e.g. its device and precision)."""
-        if not self.writer:
-            return
+    def check_config(self, cfg: Any, *, command: str, method: str | None = None) -> dict[str, Any]:
+        """The config as saved (command, method + fields); one error if the folder's config.json differs: a resumed
+        run, finished or not, continues only what it was started with. → the config to save."""
         conf = {"command": command, "method": method, **(to_dict(cfg) if not isinstance(cfg, dict) else cfg)}
         old = self.dir / "config.json"
         if old.exists():
@@ -193,6 +193,14 @@ class Run:
             if diff:
                 raise MnistlabError(f"{self.dir} was started with another config (differs in {', '.join(diff)}); "
                                     f"use another --out")
+        return conf
+
+    def start(self, cfg: Any, *, command: str, method: str | None = None, resolved: dict[str, Any] | None = None) -> None:
+        """Write config.json and env.json (+ `resolved`: what the run resolved, e.g. its device and precision)."""
+        if not self.writer:
+            return
+        conf = self.check_config(cfg, command=command, method=method)
+        old = self.dir / "config.json"
         env = self.dir / "env.json"
         if self.resume and env.exists():  # keep the original record; note who continued it
             prev_env = fileio.read_json(env)
@@ -382,6 +390,16 @@ def check_finite(state: dict[str, torch.Tensor], where: Path) -> None:
         raise MnistlabError(f"{where}: weight {bad} holds NaN or infinite values")
 
 
+def check_dtypes(state: dict[str, torch.Tensor], model: torch.nn.Module, where: Path) -> None:
+    """Integer or bool tensors where the model holds floats would be cast silently (a foreign or tampered file);
+    integer buffers (BatchNorm's num_batches_tracked) stay integers."""
+    want = model.state_dict()
+    bad = next((k for k, v in state.items() if k in want and want[k].is_floating_point()
+                and not v.is_floating_point()), None)
+    if bad is not None:
+        raise MnistlabError(f"{where}: weight {bad} is {state[bad].dtype}, expected floating point")
+
+
 def load_model(path: str | os.PathLike, name: str = "model", *,
                device: torch.device | str = "cpu") -> tuple[torch.nn.Module, dict[str, Any]]:
     """Rebuild a model from `name.json` + `name.safetensors` in a folder (no pickle anywhere). The weights are read
@@ -393,10 +411,12 @@ def load_model(path: str | os.PathLike, name: str = "model", *,
                                        missing=f"{d} has no {name}.safetensors; is it a finished run folder?")
     check_finite(state, d / f"{name}.safetensors")
     try:
+        check_size(spec, sum(v.numel() for v in state.values()))  # before allocating anything
         model = create_model(spec["name"], in_shape=tuple(spec["in_shape"]), num_classes=spec["num_classes"],
                              **spec.get("kwargs", {}))
     except (TypeError, ValueError, RuntimeError, MnistlabError) as e:  # options it does not take, sizes it cannot build
         raise MnistlabError(f"{d / (name + '.json')}: bad model spec ({str(e).splitlines()[0]})") from None
+    check_dtypes(state, model, d / f"{name}.safetensors")
     try:
         model.load_state_dict(state)
     except RuntimeError as e:

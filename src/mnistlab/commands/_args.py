@@ -20,13 +20,20 @@ def threads_arg(text: str) -> int:
     return n
 
 
+def out_arg(text: str) -> str:
+    """`--out DIR`: a non-empty path (an empty one would silently fall back to an auto-named folder)."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError("expected a folder, got an empty path")
+    return text
+
+
 def add_train_flags(p: argparse.ArgumentParser, *, dataset: bool = True) -> None:
     if dataset:
         p.add_argument("--dataset", help="dataset name (`mnistlab list`), or your own images: folder:PATH (one "
                                          "sub-folder per class) or npz:PATH (arrays x, y); default mnist")
     p.add_argument("--budget", choices=BUDGETS, default="quick", help="smoke (seconds) | quick (default) | full")
     p.add_argument("--seed", type=int, help="training seed")
-    p.add_argument("--out", help="run folder (default: runs/<command>-<method>-<time>)")
+    p.add_argument("--out", type=out_arg, help="run folder (default: runs/<command>-<method>-<time>)")
     p.add_argument("--resume", action="store_true",
                    help="continue the run in --out from its last checkpoint (finished: its metrics; none yet: start it)")
     p.add_argument("--precision", choices=("auto", "bf16", "fp16", "fp32"),

@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from mnistlab import fileio
-from mnistlab.commands._args import threads_arg
+from mnistlab.commands._args import out_arg, threads_arg
 from mnistlab.commands._artefacts import save_png
 from mnistlab.config import BUDGETS, parse_sets
 from mnistlab.errors import MnistlabError
@@ -268,7 +268,7 @@ def _run(args) -> int:
 def register(sub) -> None:
     p = sub.add_parser("study", help="parameter studies: iterations, learning rate, hidden size, CV, priors")
     p.add_argument("study", choices=("iterations", "lr", "hidden", "cv", "priors"))
-    p.add_argument("--out", help="study folder (default runs/study-<name>-<time>); finished points are reused")
+    p.add_argument("--out", type=out_arg, help="study folder (default runs/study-<name>-<time>); finished points are reused")
     p.add_argument("--budget", choices=BUDGETS, default="quick", help="training budget of each point and default grid")
     p.add_argument("--dataset", help="dataset (default mnist)")
     p.add_argument("--model", default="mlp", help="model of every point (default mlp)")

@@ -67,8 +67,14 @@ def check_spec(spec: dict, where: str) -> None:
         raise bad("in_shape", "a list of 1 to 3 sizes in 1…4096")
     if not small_int(spec.get("num_classes"), 1, 10000):
         raise bad("num_classes", "an integer in 1…10000")
-    if not isinstance(spec.get("kwargs", {}), dict):
+    kwargs = spec.get("kwargs", {})
+    if not isinstance(kwargs, dict):
         raise bad("kwargs", "an object")
+    for key, v in kwargs.items():  # options are sizes, rates and switches: bounded before anything is built
+        items = v if isinstance(v, list) else [v]
+        if len(items) > MAX_OPTION_ITEMS or not all(_small_option(i) for i in items):
+            raise MnistlabError(f"{where}: bad model spec: kwargs.{key} must be a number in ±{MAX_OPTION_VALUE}, a "
+                                f"switch or a list of ≤ {MAX_OPTION_ITEMS} of them, got {v!r:.60}")
     pre = spec.get("preprocess", {})
     if not isinstance(pre, dict):
         raise bad("preprocess", "an object")
@@ -79,6 +85,27 @@ def check_spec(spec: dict, where: str) -> None:
     classes = spec.get("classes")
     if classes is not None and not (isinstance(classes, list) and all(isinstance(c, (str, int)) for c in classes)):
         raise bad("classes", "a list of class names")
+
+
+MAX_OPTION_ITEMS = 16  # layers in a width/hidden list
+MAX_OPTION_VALUE = 1 << 16  # a width, a hidden size, a count
+
+
+def _small_option(v: Any) -> bool:
+    if isinstance(v, (bool, str)) or v is None:
+        return not isinstance(v, str) or len(v) <= 64
+    return isinstance(v, (int, float)) and abs(v) <= MAX_OPTION_VALUE
+
+
+def check_size(spec: dict, available: int) -> None:
+    """The model a checked spec describes holds no more numbers than `available` (the weights file's): counted on
+    the meta device, which allocates nothing, so `hidden: [20000, 20000]` (1.6 GB) is refused before it is built."""
+    with torch.device("meta"):
+        meta = create_model(spec["name"], in_shape=tuple(spec["in_shape"]), num_classes=spec["num_classes"],
+                            **spec.get("kwargs", {}))
+    need = sum(t.numel() for t in meta.state_dict().values())
+    if need > available:
+        raise MnistlabError(f"it describes {need} weights, the weights file holds {available}")
 
 
 def count_params(model: torch.nn.Module) -> int:
