@@ -35,6 +35,8 @@ def class_names(run_dir: Path, spec: dict) -> list[str]:
     cfg = run_dir / "config.json"
     if cfg.exists():
         name = fileio.read_json(cfg).get("dataset")
+        if name is not None and not isinstance(name, str):  # a damaged or hand-made config.json
+            raise MnistlabError(f"{cfg}: dataset must be a dataset name, got {name!r:.60}")
         try:
             from mnistlab.data import load_dataset
 

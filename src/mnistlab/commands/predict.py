@@ -2,24 +2,30 @@
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 from mnistlab import fileio
 
 
 def _run(args) -> int:
-    from mnistlab.data.images import image_files, load_images
+    from mnistlab.data.images import image_files, load_npy, read_images
+    from mnistlab.data.inputs import to_model_images
     from mnistlab.predict import predict
 
     rule = _image_input(args.run)
-    if rule:  # a run on user data: its own recorded input rule (resize / centre, size, channels)
-        from mnistlab.data.inputs import to_model_images
-
-        x = to_model_images(args.images, shape=(rule["channels"], *_in_hw(args.run)), rule=rule)
-    else:
-        x = load_images(args.images, invert=args.invert)  # (N, 1, 28, 28) uint8, MNIST polarity
     path = Path(args.images)
-    files = None if path.suffix.lower() == ".npy" and path.is_file() else [str(f) for f in image_files(path)]
+    files, skipped = None, []
+    if rule:  # a run on user data: its own recorded input rule (resize / centre, size, channels)
+        x = to_model_images(args.images, shape=(rule["channels"], *_in_hw(args.run)), rule=rule)
+        files = None if path.suffix.lower() == ".npy" and path.is_file() else [str(f) for f in image_files(path)]
+    elif path.suffix.lower() == ".npy" and path.is_file():
+        x = load_npy(path, invert=args.invert)
+    else:  # (N, 1, 28, 28) uint8, MNIST polarity; in a folder a bad image is skipped unless --strict
+        x, read, skipped = read_images(path, invert=args.invert, strict=args.strict)
+        files = [str(f) for f in read]
+    for msg in skipped:
+        print(f"mnistlab: warning: skipped {msg}", file=sys.stderr)
     records = predict(args.run, x, detector=args.detector, files=files, device=args.device)
     for r in records:
         if args.json:
@@ -53,4 +59,6 @@ def register(sub) -> None:
     p.add_argument("--detector", help="a digit / non-digit detector run folder: adds p_digit and is_digit")
     p.add_argument("--json", action="store_true", help="one JSON object per image")
     p.add_argument("--device", default="cpu", help="cpu (default) | auto | cuda | cuda:N | mps: where to run the model")
+    p.add_argument("--strict", action="store_true",
+                   help="a bad image in a folder is an error (default: reported on stderr and skipped)")
     p.set_defaults(func=_run)

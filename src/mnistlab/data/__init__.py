@@ -59,18 +59,13 @@ def check_arrays(name: str, arrays, shape: tuple[int, ...], sizes: tuple[int, in
 
 def load_dataset(name: str) -> Dataset:
     """A registered dataset (memoised), or user data `KIND:PATH[?options]` (read through its own disk cache, so a
-    changed folder is seen)."""
-    kind, sep, _ = name.partition(":") if isinstance(name, str) else ("", "", "")
+    changed folder is seen); a name that is not a string (a damaged config.json) is one error."""
+    if not isinstance(name, str):
+        raise MnistlabError(f"a dataset name must be a string, got {type(name).__name__} {name!r:.60}")
+    kind, sep, _ = name.partition(":")
     if sep and kind in DATASET_KINDS:
         return DATASET_KINDS.get(kind)(name)
     return _load_registered(name)
-
-
-def _cache_clear() -> None:
-    _load_registered.cache_clear()
-
-
-load_dataset.cache_clear = _cache_clear  # type: ignore[attr-defined]  # tests reset the memo as before
 
 
 @functools.lru_cache(maxsize=4)
@@ -79,6 +74,9 @@ def _load_registered(name: str) -> Dataset:
     ds.train_x.setflags(write=False)
     ds.test_x.setflags(write=False)
     return ds
+
+
+load_dataset.cache_clear = _load_registered.cache_clear  # type: ignore[attr-defined]  # tests reset the memo
 
 
 def dataset_names() -> list[str]:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import gzip
+import math
 import zlib
 
 import numpy as np
@@ -29,7 +30,7 @@ def parse_idx(data: bytes, *, source: str, ndim: int | None = None) -> np.ndarra
     if len(data) < head:
         raise MnistlabError(f"{source}: truncated IDX header")
     dims = [int.from_bytes(data[4 + 4 * i : 8 + 4 * i], "big") for i in range(nd)]
-    expected = head + int(np.prod(dims, dtype=np.int64))
+    expected = head + math.prod(dims)  # Python ints: 2³¹ × 2³¹ × 4 does not wrap around as int64 would
     if len(data) != expected:
         what = "truncated" if len(data) < expected else "trailing bytes"
         raise MnistlabError(f"{source}: {what}: dimensions {dims} need {expected} bytes, file has {len(data)}")

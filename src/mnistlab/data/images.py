@@ -8,6 +8,7 @@ detector share them.
 from __future__ import annotations
 
 import os
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -19,6 +20,8 @@ BOX = 20  # the ink is scaled to fit a BOX×BOX square …
 SIZE = 28  # … inside a SIZE×SIZE frame
 INK_LEVEL = 0.25  # pixels at ≥ this fraction of the brightest one count as ink for the bounding box
 NOISE_LEVEL = 0.1  # pixels below this fraction of the brightest one are background
+MAX_PIXELS = 4096 * 4096  # decoded image limit, as the web server's (a 140 KB PNG can decode to 144 Mpixel)
+WIDE_MODES = ("I", "I;16", "I;16B", "I;16L", "I;16N", "F")  # PIL modes of 16/32-bit and float pixels
 
 
 def to_mnist_28(gray: np.ndarray) -> np.ndarray:
@@ -76,20 +79,38 @@ def image_files(path: str | os.PathLike) -> list[Path]:
     return [p]
 
 
+def gray_u8(im) -> np.ndarray:
+    """A PIL image → 2-D uint8 grey. 16/32-bit and float images are scaled from their own range (lowest → 0,
+    highest → 255): `convert("L")` clips every value above 255, which turns a 16-bit PNG white."""
+    if im.mode in WIDE_MODES:
+        a = np.asarray(im.convert("F"), dtype=np.float64)  # (H, W)
+        lo, hi = (float(a.min()), float(a.max())) if a.size else (0.0, 0.0)
+        a = (a - lo) * (255.0 / (hi - lo)) if hi > lo else np.zeros_like(a)
+        return np.rint(a).astype(np.uint8)
+    return np.asarray(im.convert("L"), dtype=np.uint8)
+
+
 def read_gray(path: str | os.PathLike, *, invert: bool = False) -> np.ndarray:
-    """An image file → 2-D uint8 grey with bright ink (transparent pixels count as paper)."""
+    """An image file of at most MAX_PIXELS → 2-D uint8 grey with bright ink (transparent pixels count as paper)."""
     from PIL import Image, UnidentifiedImageError
 
     try:
-        with Image.open(path) as im:
-            im.load()
-            if im.mode in ("RGBA", "LA", "PA") or (im.mode == "P" and "transparency" in im.info):
-                im = im.convert("RGBA")
-                paper = Image.new("RGBA", im.size, (255, 255, 255, 255) if invert else (0, 0, 0, 255))
-                im = Image.alpha_composite(paper, im)
-            g = np.asarray(im.convert("L"), dtype=np.uint8)
-    except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError) as e:
-        raise MnistlabError(f"{path}: not a readable PNG/JPEG image ({e})") from None
+        with warnings.catch_warnings():  # Pillow's own bomb warning (> 89 Mpixel) is past our limit: one error
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(path) as im:
+                if im.width * im.height > MAX_PIXELS:  # checked on the header, before decoding
+                    raise MnistlabError(f"{path}: image of {im.width}×{im.height} pixels is over the "
+                                        f"{MAX_PIXELS}-pixel limit (4096×4096)")
+                im.load()
+                if im.mode in ("RGBA", "LA", "PA") or (im.mode == "P" and "transparency" in im.info):
+                    im = im.convert("RGBA")
+                    paper = Image.new("RGBA", im.size, (255, 255, 255, 255) if invert else (0, 0, 0, 255))
+                    im = Image.alpha_composite(paper, im)
+                g = gray_u8(im)
+    except (Image.DecompressionBombWarning, Image.DecompressionBombError):
+        raise MnistlabError(f"{path}: image is over the {MAX_PIXELS}-pixel limit (4096×4096)") from None
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as e:
+        raise MnistlabError(f"{path}: not a readable PNG/JPEG image ({str(e).splitlines()[0][:120]})") from None
     return 255 - g if invert else g
 
 
@@ -134,12 +155,28 @@ def load_images(path: str | os.PathLike, invert: bool = False) -> np.ndarray:
     p = Path(path)
     if p.suffix.lower() == ".npy" and p.is_file():
         return load_npy(p, invert=invert)
+    return read_images(p, invert=invert, strict=True)[0]
+
+
+def read_images(path: str | os.PathLike, *, invert: bool = False,
+                strict: bool = False) -> tuple[np.ndarray, list[Path], list[str]]:
+    """An image file or a folder of them → (uint8 (N, 1, 28, 28), the N files read, one message per file skipped).
+
+    In a folder, an unreadable or oversized image is skipped with a message unless `strict`; a single file, or a
+    folder where nothing could be read, is one error."""
+    p = Path(path)
     if not p.exists():
         raise MnistlabError(f"{p}: no such file or folder")
-    out = []
+    out, read, skipped = [], [], []
     for f in image_files(p):
-        if f.suffix.lower() == ".npy":
-            raise MnistlabError(f"{f}: give a .npy file on its own, not in a folder")
-        g = read_gray(f, invert=invert)
-        out.append(g if g.shape == (SIZE, SIZE) else to_mnist_28(g))
-    return np.stack(out)[:, None]  # (N, 1, 28, 28)
+        try:
+            g = read_gray(f, invert=invert)
+            out.append(g if g.shape == (SIZE, SIZE) else to_mnist_28(g))
+            read.append(f)
+        except MnistlabError as e:
+            if strict or not p.is_dir():
+                raise
+            skipped.append(str(e))
+    if not out:
+        raise MnistlabError(f"{p}: no readable image ({skipped[0]})")
+    return np.stack(out)[:, None], read, skipped

@@ -35,8 +35,9 @@ def _allowed() -> dict[tuple[str, str], Any]:
     return out
 
 
-class _NumpyOnlyUnpickler(pickle.Unpickler):
+class _NumpyOnlyUnpickler(pickle._Unpickler):  # the pure-Python one: its opcodes can be overridden (BUILD)
     _table = None
+    dispatch = dict(pickle._Unpickler.dispatch)
 
     def find_class(self, module: str, name: str) -> Any:
         table = type(self)._table or _allowed()
@@ -45,23 +46,43 @@ class _NumpyOnlyUnpickler(pickle.Unpickler):
             raise pickle.UnpicklingError(f"refused global {module}.{name}")
         return table[(module, name)]
 
+    def load_build(self) -> None:
+        """BUILD sets an object's state: only an array's or a dtype's (numpy's own reconstruction), never the
+        attributes of an allowed function or class."""
+        target = self.stack[-2] if len(self.stack) >= 2 else None
+        if not (type(target) is np.ndarray or isinstance(target, np.dtype)):
+            raise pickle.UnpicklingError(f"refused BUILD on {type(target).__name__}")
+        super().load_build()
 
-def _check_plain(obj: Any, depth: int = 0) -> None:
-    """Only numeric/bool/string arrays, numbers, strings and containers of them (no object arrays)."""
-    if depth > 20:
-        raise pickle.UnpicklingError("nesting too deep")
-    if isinstance(obj, np.ndarray):
-        if obj.dtype.hasobject:
-            raise pickle.UnpicklingError("refused an object array")
-    elif isinstance(obj, (tuple, list)):
-        for v in obj:
-            _check_plain(v, depth + 1)
-    elif isinstance(obj, dict):
-        for k, v in obj.items():
-            _check_plain(k, depth + 1)
-            _check_plain(v, depth + 1)
-    elif not isinstance(obj, (int, float, complex, str, bytes, bool, type(None), np.generic)):
-        raise pickle.UnpicklingError(f"refused an object of type {type(obj).__name__}")
+    dispatch[pickle.BUILD[0]] = load_build
+
+
+MAX_NODES = 100_000  # distinct objects a plain pickle of a dataset may hold (MNIST's: a handful)
+
+
+def _check_plain(root: Any) -> None:
+    """Only numeric/bool/string arrays, numbers, strings and containers of them (no object arrays). Each object is
+    visited once (a pickle can share one list a million times through its memo), depth ≤ 20, ≤ MAX_NODES objects."""
+    seen: set[int] = set()
+    todo = [(root, 0)]
+    while todo:
+        obj, depth = todo.pop()
+        if id(obj) in seen:
+            continue
+        seen.add(id(obj))
+        if depth > 20:
+            raise pickle.UnpicklingError("nesting too deep")
+        if len(seen) > MAX_NODES:
+            raise pickle.UnpicklingError(f"more than {MAX_NODES} objects")
+        if isinstance(obj, np.ndarray):
+            if obj.dtype.hasobject:
+                raise pickle.UnpicklingError("refused an object array")
+        elif isinstance(obj, (tuple, list)):
+            todo.extend((v, depth + 1) for v in obj)
+        elif isinstance(obj, dict):
+            todo.extend((v, depth + 1) for kv in obj.items() for v in kv)
+        elif not isinstance(obj, (int, float, complex, str, bytes, bool, type(None), np.generic)):
+            raise pickle.UnpicklingError(f"refused an object of type {type(obj).__name__}")
 
 
 def load_numpy_pickle(data: bytes, *, source: str) -> Any:

@@ -48,8 +48,12 @@ def cache_path(name: str) -> Path:
     return data_home() / f"{name}.npz"
 
 
+STALE_AGE = 600.0  # s: a temporary in the shared cache older than this before our start is from a dead process
+
+
 def read_cache(name: str) -> Arrays:
     path = cache_path(name)
+    fileio.remove_stale_temps(path.parent, min_age=STALE_AGE)  # a cache write killed mid-way (kill -9)
     if not path.exists():
         raise SourceUnavailable(f"no cache at {path}")
     try:
@@ -106,6 +110,7 @@ def read_system_files(dirs: list[str], files: list[RemoteFile]) -> list[bytes]:
 def download(url: str, *, expected_sha256: str, timeout: float = 20.0) -> bytes:
     """GET `url` (size-capped), check its SHA-256, keep a verified copy under the data home."""
     dest = data_home() / "downloads" / url.rsplit("/", 1)[-1]
+    fileio.remove_stale_temps(dest.parent, min_age=STALE_AGE)
     if dest.is_file():
         data = dest.read_bytes()
         if sha256(data) == expected_sha256:

@@ -106,6 +106,8 @@ def _decisions(raw: dict, i: int) -> dict:
 
 
 def _classes(dataset: str | None, k: int, spec: dict | None = None) -> tuple[str, ...]:
+    if dataset is not None and not isinstance(dataset, str):  # a damaged or hand-made config.json
+        raise MnistlabError(f"config.json: dataset must be a dataset name, got {dataset!r:.60}")
     if spec and isinstance(spec.get("classes"), list) and len(spec["classes"]) == k:  # runs on user data record them
         return tuple(str(c) for c in spec["classes"])
     try:
