@@ -5,7 +5,9 @@ import argparse
 import importlib
 import os
 import pkgutil
+import signal
 import sys
+import threading
 
 from mnistlab import __version__
 from mnistlab.errors import MnistlabError
@@ -28,7 +30,26 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (`kill`, `timeout`, a job scheduler): stopped as cleanly as by Ctrl-C — `finally` blocks run, temporary
+    files go, the last checkpoint stays."""
+
+
+def _terminate(signum, frame):
+    raise Terminated()
+
+
 def main(argv: list[str] | None = None) -> int:
+    on_main = threading.current_thread() is threading.main_thread()  # signal handlers can only be set there
+    old = signal.signal(signal.SIGTERM, _terminate) if on_main else None
+    try:
+        return _main(argv)
+    finally:
+        if on_main:
+            signal.signal(signal.SIGTERM, old)
+
+
+def _main(argv: list[str] | None) -> int:
     parser = build_parser()
     try:
         args = parser.parse_args(argv)
@@ -42,10 +63,10 @@ def main(argv: list[str] | None = None) -> int:
     except MnistlabError as e:
         print(f"mnistlab: error: {e}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print("mnistlab: interrupted; finished artefacts are kept, `--resume` continues a training run",
-              file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as e:
+        print(f"mnistlab: {'terminated' if isinstance(e, Terminated) else 'interrupted'}; finished artefacts are "
+              f"kept, `--resume` continues a training run", file=sys.stderr)
+        return 143 if isinstance(e, Terminated) else 130
     except BrokenPipeError:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 1

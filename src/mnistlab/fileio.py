@@ -8,6 +8,7 @@ import os
 import re
 import signal
 import tempfile
+import time
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -18,6 +19,7 @@ from mnistlab.errors import MnistlabError
 # temporary files not yet renamed or removed. A Ctrl-C can land where no `except` sees it (between mkstemp and the
 # `try`, or between the generator's yield and the `with` body): whatever is left here is removed at exit
 _PENDING: set[Path] = set()
+STARTED = time.time()  # ~ this process's start: temporary files older than it were left by a process now gone
 
 
 @atexit.register
@@ -27,10 +29,10 @@ def _remove_pending() -> None:
 
 
 def _new_temp(path: Path) -> Path:
-    """mkstemp beside `path`, registered in `_PENDING` with SIGINT held back, so no interrupt can orphan it."""
+    """mkstemp beside `path`, registered in `_PENDING` with SIGINT/SIGTERM held back, so no interrupt orphans it."""
     block = hasattr(signal, "pthread_sigmask")
     if block:
-        old = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+        old = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
     try:
         fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
         os.close(fd)
@@ -67,6 +69,25 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
         raise
     finally:
         _PENDING.discard(tmp)
+
+
+def remove_stale_temps(folder: str | os.PathLike, *, min_age: float = 0.0) -> list[Path]:
+    """Delete the `atomic_path` temporaries (`.NAME.XXXX.tmp`) in `folder` that were last written before this process
+    started, less `min_age` seconds (kill -9, a power cut: no `finally` ran). A folder shared with other processes
+    (the data cache) needs a `min_age` longer than any write takes; a locked run folder needs none. → removed."""
+    removed = []
+    try:
+        candidates = list(Path(folder).glob(".*.tmp"))
+    except OSError:
+        return removed
+    for p in candidates:
+        try:
+            if p not in _PENDING and p.is_file() and p.stat().st_mtime < STARTED - min_age:
+                p.unlink()
+                removed.append(p)
+        except OSError:  # gone meanwhile, or not ours to delete: leave it
+            pass
+    return removed
 
 
 def _reason(e: Exception) -> str:

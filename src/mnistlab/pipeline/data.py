@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from mnistlab import fileio
 from mnistlab.pipeline import STAGES, Context
 
 
@@ -19,7 +20,8 @@ def stage(ctx: Context) -> dict:
         figures.append({"path": f"{name}_examples.png", "caption": f"{name}: 32 random training images"})
         fig = plots.bar_chart(s["priors"]["all"], s["classes"], title=f"{name}: a-priori class probabilities "
                               f"(frequencies over all {s['train_size'] + s['test_size']} images)", ylabel="P(class)")
-        fig.savefig(ctx.dir / f"{name}_priors.png", dpi=100, bbox_inches="tight")
+        with fileio.atomic_path(ctx.dir / f"{name}_priors.png") as tmp:  # never a half-written figure
+            fig.savefig(tmp, format="png", dpi=100, bbox_inches="tight")
         figures.append({"path": f"{name}_priors.png", "caption": f"{name}: priors"})
         tables.append({"title": f"{name}: {s['train_size']} train / {s['test_size']} test, images {s['shape']}",
                        "columns": ["class", "train", "test", "prior (all)"],
