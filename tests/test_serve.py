@@ -258,6 +258,9 @@ BAD = {
     "booleans": (json.dumps({"pixels": [[True] * 28] * 28}).encode(), "application/json", 400, "numbers"),
     "preprocess not bool": (json.dumps({"pixels": [[0] * 28] * 28, "preprocess": "yes"}).encode(),
                             "application/json", 400, "preprocess"),
+    "blank json": (json.dumps({"pixels": [[0] * 28] * 28}).encode(), "application/json", 400, "blank"),
+    "blank json preprocessed": (json.dumps({"pixels": [[9] * 28] * 27 + [[0] * 28], "preprocess": True}).encode(),
+                                "application/json", 400, "blank"),
 }
 
 
@@ -420,3 +423,23 @@ def test_openapi_documents_the_api(client):
     body = s["paths"]["/api/predict"]["post"]["requestBody"]["content"]
     assert {"application/json", "image/png", "image/jpeg", "multipart/form-data"} <= set(body)
     assert {"200", "400", "413", "415"} <= set(s["paths"]["/api/predict"]["post"]["responses"])
+
+
+def test_only_allowed_host_names_are_answered(runs, digits):
+    """DNS rebinding: a page under another name reaching 127.0.0.1 is refused (serve/http.py)."""
+    from mnistlab.serve.http import allowed_hosts
+
+    names, any_ip = allowed_hosts("127.0.0.1", ["digits.lan"])
+    with TestClient(create_app(runs["clf"], allowed_hosts=names, any_ip=any_ip)) as c:
+        for host in ("127.0.0.1:8000", "localhost:8000", "LOCALHOST.", "[::1]:8000", "digits.lan"):
+            r = c.get("/api/models", headers={"host": host})
+            assert r.status_code == 200, (host, r.text)
+        for host in ("evil.example:8000", "127.0.0.1.evil.example", "10.0.0.1", ""):
+            r = c.get("/api/models", headers={"host": host})
+            assert r.status_code == 400 and r.headers["content-type"] == "application/json", host
+            assert "is not served here" in r.json()["detail"] and "--allowed-host" in r.json()["detail"]
+            assert c.post("/api/predict", json={"pixels": digits[0].tolist()}, headers={"host": host}).status_code == 400
+    names, any_ip = allowed_hosts("0.0.0.0")  # every interface: IP literals too, never another name
+    with TestClient(create_app(runs["clf"], allowed_hosts=names, any_ip=any_ip)) as c:
+        assert c.get("/api/health", headers={"host": "192.168.1.20:8000"}).status_code == 200
+        assert c.get("/api/health", headers={"host": "evil.example"}).status_code == 400

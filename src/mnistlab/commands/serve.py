@@ -16,6 +16,9 @@ def register(sub) -> None:
     p.add_argument("--gan", metavar="DIR", help="GAN run folder (enables /api/gan/sample and the GAN panel)")
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
     p.add_argument("--port", type=int, default=8000)
+    p.add_argument("--allowed-host", action="append", default=[], metavar="NAME",
+                   help="also answer requests for this Host name (default: the --host and localhost names only, "
+                        "against DNS rebinding; any IP address too when --host is 0.0.0.0 or ::)")
     p.add_argument("--inference", choices=("batched", "locked", "concurrent"), default="batched",
                    help="batched (default): concurrent requests share forward passes; locked: one image at a time, "
                         "bitwise equal to offline inference; concurrent: no lock")
@@ -29,6 +32,7 @@ def serve(args: argparse.Namespace) -> int:
         import uvicorn
 
         from mnistlab.serve.app import create_app
+        from mnistlab.serve.http import JsonErrorProtocol, allowed_hosts
     except ImportError as e:
         raise MnistlabError(f"serve needs the `serve` extra ({e.name} is missing): pip install 'mnistlab[serve]'") \
             from None
@@ -38,13 +42,16 @@ def serve(args: argparse.Namespace) -> int:
         raise MnistlabError(f"--port {args.port} is not a TCP port (1–65535)")
     if args.threads > 0:
         torch.set_num_threads(args.threads)
-    app = create_app(args.run, detector_dir=args.detector, gan_dir=args.gan, inference=args.inference)
+    names, any_ip = allowed_hosts(args.host, args.allowed_host)
+    app = create_app(args.run, detector_dir=args.detector, gan_dir=args.gan, inference=args.inference,
+                     allowed_hosts=names, any_ip=any_ip)
     check_bind(args.host, args.port)  # a busy port is a one-line error, not uvicorn's log + exit 1
     if args.host not in ("127.0.0.1", "localhost", "::1"):
         print(f"mnistlab: note: binding {args.host} exposes the server beyond this machine")
     print(f"mnistlab: serving {', '.join(args.run)} on http://{args.host}:{args.port}/ "
           f"(OpenAPI schema at /openapi.json; Ctrl-C stops)", flush=True)
-    uvicorn.run(app, host=args.host, port=args.port, log_level="warning", access_log=False)
+    # uvicorn's own 400s (malformed request, oversized headers) answer JSON like the app's
+    uvicorn.run(app, host=args.host, port=args.port, log_level="warning", access_log=False, http=JsonErrorProtocol)
     return 0
 
 

@@ -11,7 +11,7 @@ import io
 import time
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Optional
+from typing import Iterable, Optional
 
 import numpy as np
 import torch
@@ -29,6 +29,7 @@ from mnistlab.data.images import to_mnist_28  # MNIST's normalisation, shared wi
 from mnistlab.errors import MnistlabError
 from mnistlab.runs import load_model
 from mnistlab.serve.engine import INFERENCE, Engine, GanSampler, check_28, load_classifier
+from mnistlab.serve.http import HostCheck
 from mnistlab.serve.inputs import (IMAGE_TYPES, MAX_BYTES, MAX_PIXELS, image_from_multipart, image_to_gray,
                                    pixels_from_json, read_body)
 
@@ -108,10 +109,12 @@ PREDICT_BODY = {
 
 
 def create_app(classifier_dir: str | Path | list, detector_dir: str | Path | None = None,
-               gan_dir: str | Path | None = None, *, max_bytes: int = MAX_BYTES, inference: str = "batched") -> FastAPI:
+               gan_dir: str | Path | None = None, *, max_bytes: int = MAX_BYTES, inference: str = "batched",
+               allowed_hosts: Iterable[str] | None = None, any_ip: bool = False) -> FastAPI:
     """Load the runs once and build the app. `classifier_dir`: one run folder or a list (the first one answers at
     the top level of /api/predict). `inference`: batched | locked | concurrent (see `Engine`; benchmarks/serve.py
-    measures them). Raises MnistlabError for a folder that is not a suitable run."""
+    measures them). `allowed_hosts`: the Host names answered (serve/http.py; None = any, for in-process clients),
+    `any_ip`: also any IP literal. Raises MnistlabError for a folder that is not a suitable run."""
     if inference not in INFERENCE:
         raise MnistlabError(f"unknown inference mode {inference!r}; valid: {', '.join(INFERENCE)}")
     dirs = [classifier_dir] if isinstance(classifier_dir, (str, Path)) else list(classifier_dir)
@@ -140,6 +143,8 @@ def create_app(classifier_dir: str | Path | list, detector_dir: str | Path | Non
     app = FastAPI(title="mnistlab", version=__version__, lifespan=lifespan, docs_url=None, redoc_url=None,
                   description="Draw a digit, see what the networks think. Every error is `{\"detail\": message}`.")
     app.state.engine = engine
+    if allowed_hosts is not None:  # DNS rebinding: see serve/http.py
+        app.add_middleware(HostCheck, names=allowed_hosts, any_ip=any_ip)
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException):

@@ -10,9 +10,12 @@ import json
 import numpy as np
 from fastapi import HTTPException, Request
 
+from mnistlab.data.images import gray_u8
+
 MAX_BYTES = 2 * 1024 * 1024  # request body limit
 MAX_PIXELS = 4096 * 4096  # decoded image limit (a small PNG can decode to gigabytes)
 WORK_SIDE = 560  # larger images are reduced to at most this side before the MNIST normalisation
+BLANK = 16  # an image whose grey levels span less than this (of 255) holds no ink
 IMAGE_FORMATS = ("PNG", "JPEG", "BMP", "GIF", "WEBP")
 IMAGE_TYPES = ("image/png", "image/jpeg", "image/bmp", "image/gif", "image/webp")
 
@@ -72,6 +75,8 @@ def pixels_from_json(body: bytes) -> tuple[np.ndarray, bool]:
         raise HTTPException(400, '"pixels" must be finite numbers')
     if a.min() < 0 or a.max() > 255:
         raise HTTPException(400, f'"pixels" must be in 0..255; got {a.min():g}..{a.max():g}')
+    if a.max() - a.min() < BLANK:  # as an uploaded image: nothing to classify
+        raise HTTPException(400, "the image is blank (no ink found)")
     return np.rint(a).astype(np.uint8), pre
 
 
@@ -94,20 +99,20 @@ def image_to_gray(data: bytes) -> np.ndarray:
         im.load()
         factor = -(-max(im.size) // WORK_SIDE)
         if factor > 1 and im.mode in ("P", "1", "I;16", "I;16B", "I;16L"):  # modes `reduce` does not take
-            im = im.convert("RGBA" if "transparency" in im.info else "L")
+            im = im.convert("F" if im.mode.startswith("I;16") else "RGBA" if "transparency" in im.info else "L")
         if factor > 1:  # a photo: box-reduce first (the ink ends up 20 px tall; 12 Mpixel floats would cost ~1 s)
             im = im.reduce(factor)
         if im.mode in ("RGBA", "LA", "PA") or (im.mode == "P" and "transparency" in im.info):
             im = im.convert("RGBA")
             bg = Image.new("RGBA", im.size, (255, 255, 255, 255))
             im = Image.alpha_composite(bg, im)
-        g = np.asarray(im.convert("L"), dtype=np.float32)  # (H, W)
+        g = gray_u8(im).astype(np.float32)  # (H, W); 16-bit images scaled from their range, not clipped
     except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as e:
         raise HTTPException(400, f"unreadable image ({str(e)[:120]})") from None
     border = np.concatenate([g[0], g[-1], g[:, 0], g[:, -1]])
     if np.median(border) > 127:  # dark ink on light paper → MNIST polarity
         g = 255.0 - g
-    if g.max() - g.min() < 16:
+    if g.max() - g.min() < BLANK:
         raise HTTPException(400, "the image is blank (no ink found)")
     return g
 
