@@ -28,6 +28,7 @@ sys.path.insert(0, str(ROOT / "src"))
 
 from mnistlab import fileio  # noqa: E402
 from mnistlab.runs import cpu_name, git_info  # noqa: E402
+from _machine import check_reuse, record_code  # noqa: E402
 from _machine import run_cli as shared_run_cli  # noqa: E402
 
 TARGETS = {"accuracy": 0.999, "lofo_min_accuracy": 0.99, "auroc_fashion": 0.995, "train_minutes": 5.0}
@@ -35,11 +36,14 @@ KEYS = ("accuracy", "digit_recall", "nondigit_recall", "auroc_fashion", "fpr95_f
         "val_accuracy", "threshold_p_digit", "train_seconds", "wall_seconds", "params", "precision")
 
 
-def run_cli(args: list[str], out: Path) -> tuple[dict | None, dict]:
-    """`mnistlab <args> --out <out> --resume --json` in a subprocess → (metrics or None, log entry)."""
+def run_cli(args: list[str], out: Path, *, rerun_stale: bool = False) -> tuple[dict | None, dict]:
+    """`mnistlab <args> --out <out> --resume --json` in a subprocess → (metrics or None, log entry). A finished run
+    is reused only if this code made it (`_machine.check_reuse`); its settings are checked by `--resume` itself."""
+    check_reuse(out, rerun=rerun_stale)
     metrics, entry = shared_run_cli([*args, "--out", str(out), "--resume", "--json"])
     if metrics is None:
         return None, entry
+    record_code(out)
     entry["metrics"] = {k: metrics.get(k) for k in KEYS}
     for k in ("family_accuracy", "lofo_accuracy", "lofo_min_accuracy", "lofo_digit_recall_min"):
         if k in metrics:
@@ -128,6 +132,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--collect", action="store_true",
                    help="train nothing: read the run folders as they are (a run still in its LOFO stage is "
                         "reported from its saved artefacts, with the folds finished so far)")
+    p.add_argument("--rerun-stale", action="store_true",
+                   help="a finished run made by other code is moved aside (*.stale-N) and run again (default: stop)")
     args = p.parse_args(argv)
     budget = "smoke" if args.smoke else "full"
     name = "detector-smoke" if args.smoke else "detector"
@@ -145,7 +151,7 @@ def main(argv: list[str] | None = None) -> int:
             metrics, entry = collect(out)
             entry["command"] = " ".join(["mnistlab", *flags, "--out", str(out), "--resume", "--json"])
         else:
-            metrics, entry = run_cli(flags, out)
+            metrics, entry = run_cli(flags, out, rerun_stale=args.rerun_stale)
         entry["seed"] = seed
         log.append(entry)
         if metrics:

@@ -29,7 +29,7 @@ sys.path.insert(0, str(ROOT / "src"))
 
 from mnistlab import fileio  # noqa: E402
 from mnistlab.methods import METHODS, methods_for  # noqa: E402
-from _machine import cpu_name, git_sha  # noqa: E402
+from _machine import check_reuse, cpu_name, git_sha, record_code  # noqa: E402
 
 # Supervised recipe for clothes: the default CNN at width 48 (48-96-192, 0.65 M params); training view = a padded random
 # crop (exact ±2 px shift) + horizontal flip (asked from Dataset.hflip_safe by the method), no rotation or zoom: clothes
@@ -42,6 +42,9 @@ SUPERVISED_EPOCHS = 10
 TARGET_SUPERVISED, TARGET_MINUTES, TARGET_1000 = 0.94, 10.0, 0.88
 
 
+RERUN_STALE = False  # --rerun-stale
+
+
 def run_cli(args: list[str], out: Path, log: list[dict], extra: dict, *, start: bool = True) -> dict | None:
     """`mnistlab <args> --out <out> --resume --json` → its metrics (None if it failed: the error is recorded).
 
@@ -49,6 +52,8 @@ def run_cli(args: list[str], out: Path, log: list[dict], extra: dict, *, start: 
     cmd = ["mnistlab", *args, "--out", str(out), "--resume", "--json"]
     shown = " ".join(shlex.quote(a) for a in cmd)
     record = out / "benchmark_entry.json"  # this run's record, kept in its folder: a rerun reuses it as it was
+    if start:  # a finished run is reused only if this code made it; its settings: checked by --resume
+        check_reuse(out, rerun=RERUN_STALE)
     if (out / "metrics.json").is_file() and record.is_file():
         entry = json.loads(record.read_text())
         print(f"$ {shown}\n  (finished before) test_accuracy {entry['metrics']['test_accuracy']:.4f}", flush=True)
@@ -75,6 +80,7 @@ def run_cli(args: list[str], out: Path, log: list[dict], extra: dict, *, start: 
     print(f"  test_accuracy {metrics['test_accuracy']:.4f}  wall {metrics['wall_seconds']:.0f} s", flush=True)
     log.append(entry)
     fileio.write_json(record, entry)
+    record_code(out)
     return metrics
 
 
@@ -167,7 +173,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--note", action="append", default=[], help="a paragraph for the Markdown results (repeatable)")
     p.add_argument("--notes", help="a Markdown file appended to the results under 'Notes' (what was learnt)")
     p.add_argument("--name", default="fashion", help="results file stem in benchmarks/results/")
+    p.add_argument("--rerun-stale", action="store_true",
+                   help="a finished run made by other code is moved aside (*.stale-N) and run again (default: stop)")
     args = p.parse_args(argv)
+    global RERUN_STALE
+    RERUN_STALE = args.rerun_stale
 
     budget = "smoke" if args.smoke else "quick"
     name = args.name + ("-smoke" if args.smoke else "")

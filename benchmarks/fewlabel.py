@@ -8,6 +8,9 @@
     python benchmarks/fewlabel.py --report-only --include benchmarks/results/fewlabel-headline.json  # + runs done elsewhere
 
 Each run is its own `mnistlab fewlabel … --resume --json` process (a killed benchmark continues where it stopped).
+A finished run folder is reused only if it ran with this code (its source fingerprint, else its git sha, clean) —
+otherwise the driver stops, or with --rerun-stale moves it aside and runs it again — and with these settings
+(`mnistlab … --resume` refuses a finished run started with others). Each run's own git sha is in the runs table.
 The split seed is the draw number; the training seed is fixed. Nothing is chosen on the test set: every run reports its
 final EMA model. The CPU is shared, so the load average is recorded around every run, and steps/s (optimiser steps per
 wall second) is reported beside wall time so an uncontended time can be estimated.
@@ -23,11 +26,12 @@ import sys
 import time
 from datetime import datetime, timezone
 from pathlib import Path
-from _machine import cpu_name, git_sha  # noqa: E402
+from _machine import check_reuse, code_version, cpu_name, git_sha, record_code, run_git  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
 LABELS = (10, 20, 50, 100, 250, 1000)
+REPORT_FLAGS = ("report_only", "runs", "name", "notes", "include")  # what --report-only reads
 # MNIST, 100 labels, test error % (sources: /work/shared/ANCHORS.md)
 LITERATURE = [("Ladder networks (Rasmus et al. 2015)", 1.06, 0.37), ("Improved GAN (Salimans et al. 2016)", 0.93, 0.065),
               ("Triple-GAN (Li et al. 2017)", 0.91, 0.58), ("Bad GAN (Dai et al. 2017)", 0.795, 0.098),
@@ -41,6 +45,7 @@ def run_one(args, labels: int, draw: int) -> dict:
            "--resume", "--json"]
     if args.method:
         cmd += ["--method", args.method]
+    check_reuse(out, rerun=args.rerun_stale, now=args.code)
     if args.threads:
         cmd += ["--threads", str(args.threads)]
     for s in args.set or []:
@@ -55,6 +60,7 @@ def run_one(args, labels: int, draw: int) -> dict:
            "load_start": round(load0, 2), "load_end": round(os.getloadavg()[0], 2),
            "process_seconds": round(time.time() - t0, 1)}
     (out / "bench_record.json").write_text(json.dumps(rec, indent=1))
+    record_code(out, args.code)
     return collect_one(out) or rec
 
 
@@ -78,7 +84,7 @@ def collect_one(folder: Path) -> dict | None:
             "test_accuracy_running_bn": m.get("test_running_bn_accuracy"), "ulb_accuracy": m.get("ulb_accuracy"),
             "test_accuracy_before_refine": m.get("test_before_refine_accuracy"), "refine_rounds": m.get("refine_rounds"),
             "ulb_accuracy_before_refine": m.get("refine_pseudo_accuracy"),
-            "cpu": env.get("cpu"), "precision": m.get("precision")}
+            "cpu": env.get("cpu"), "precision": m.get("precision"), "git": run_git(folder)}
 
 
 def included(path: str) -> list[dict]:
@@ -134,7 +140,8 @@ def write(args, rows: list[dict], started: dict) -> None:
     summary = summarise(rows)
     name = args.name
     meta = {"date": datetime.now(timezone.utc).isoformat(timespec="seconds"), "git_sha": git_sha(),
-            "cpu": cpu_name(), "cpu_count": os.cpu_count(), "threads": args.threads or "torch default",
+            "cpu": cpu_name(), "cpu_count": os.cpu_count(),
+            **({} if args.report_only else {"threads": args.threads or "torch default"}),
             "command": "python benchmarks/fewlabel.py " + " ".join(sys.argv[1:]), **started,
             "load_end": [round(v, 2) for v in os.getloadavg()],
             "note": ("Rebuilt from finished run folders (--report-only): how they ran is in each run's command "
@@ -147,8 +154,9 @@ def write(args, rows: list[dict], started: dict) -> None:
     if summary:
         plot(summary, RESULTS / f"{name}.png")
     lines = [f"# Few-label benchmark ({name})", "",
-             f"{meta['date']} · git {meta['git_sha']} · {meta['cpu']} ({meta['cpu_count']} cores, threads "
-             f"{meta['threads']}) · load avg at start {meta['load_start']}, at end {meta['load_end']}", "",
+             f"{meta['date']} · git {meta['git_sha']} (this file; each run's own in the runs table) · {meta['cpu']} "
+             f"({meta['cpu_count']} cores{', threads ' + str(meta['threads']) if 'threads' in meta else ''}) · "
+             f"load avg at start {meta['load_start']}, at end {meta['load_end']}", "",
              f"Command: `{meta['command']}`", "", meta["note"], "",
              "| dataset | method | labels | draws | test accuracy % (mean ± std) | wall s / run (mean ± std) | steps "
              "| steps/s | load (min start – max end) | machine |", "|---|---|---|---|---|---|---|---|---|---|"]
@@ -167,13 +175,15 @@ def write(args, rows: list[dict], started: dict) -> None:
               "self-training refine rounds (`refine_rounds`), on the test set and on the pool (the pool figure after "
               "refine is flattered: the refine rounds train on the pool's pseudo-labels).", "",
               "| labels | split seed | accuracy % | before refine % | running BN % | pool % | pool before refine % "
-              "| wall s | steps/s | load start/end | machine | run |", "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+              "| wall s | steps/s | load start/end | machine | git | run |",
+              "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     pct = lambda v: f"{100 * v:.2f}" if v is not None else "–"  # noqa: E731
     lines += [f"| {r['labels']} | {r['split_seed']} | {100 * r['test_accuracy']:.2f} | "
               f"{pct(r.get('test_accuracy_before_refine'))} | {pct(r.get('test_accuracy_running_bn'))} | "
               f"{pct(r.get('ulb_accuracy'))} | {pct(r.get('ulb_accuracy_before_refine'))} | {r['wall_seconds']:.0f} | "
               f"{r.get('steps_per_s') or '–'} | {r.get('load_start', '–')}/{r.get('load_end', '–')} | "
-              f"{r.get('cpu') or '?'}{', ' + r['precision'] if r.get('precision') else ''} | {r['run']}"
+              f"{r.get('cpu') or '?'}{', ' + r['precision'] if r.get('precision') else ''} | {r.get('git') or '?'} | "
+              f"{r['run']}"
               f"{' (from ' + r['included_from'] + ')' if r.get('included_from') else ''} |"
               for r in sorted(rows, key=lambda r: (r["labels"], r["split_seed"]))]
     if summary:
@@ -202,15 +212,25 @@ def main() -> None:
     p.add_argument("--runs", default=str(ROOT / "runs" / "bench-fewlabel"))
     p.add_argument("--name", default="fewlabel", help="results file stem")
     p.add_argument("--notes", help="a Markdown file appended to the results under 'Notes' (what was learnt)")
-    p.add_argument("--report-only", action="store_true", help="only collect finished runs under --runs")
+    p.add_argument("--report-only", action="store_true",
+                   help="only collect the finished runs under --runs (uses --runs, --name, --notes, --include)")
+    p.add_argument("--rerun-stale", action="store_true",
+                   help="a finished run made by other code is moved aside (*.stale-N) and run again (default: stop)")
     p.add_argument("--include", action="append", default=[],
                    help="add the runs of an earlier results .json (marked with its machine and file)")
     args = p.parse_args()
     started = {"load_start": [round(v, 2) for v in os.getloadavg()]}
     if args.report_only:
-        rows = [r for f in sorted(Path(args.runs).glob("*")) if (r := collect_one(f))]
+        unused = [f"--{k.replace('_', '-')}" for k, v in vars(args).items()
+                  if k not in REPORT_FLAGS and v != p.get_default(k)]
+        if unused:
+            p.error(f"--report-only uses only --runs, --name, --notes and --include; these do nothing: "
+                    f"{', '.join(unused)}")
+        rows = [r for f in sorted(Path(args.runs).glob("*")) if ".stale-" not in f.name and (r := collect_one(f))]
         return write(args, rows + [r for path in args.include for r in included(path)], started)
     from concurrent.futures import ThreadPoolExecutor, as_completed
+
+    args.code = code_version()  # once: every run is checked against, and recorded with, the code of this start
 
     todo = [(n, d) for n in args.labels
             for d in (args.split_seeds or range(args.draws_100 if n == 100 else args.draws))]

@@ -25,6 +25,7 @@ sys.path.insert(0, str(ROOT / "src"))
 
 from mnistlab import fileio  # noqa: E402
 from mnistlab.runs import cpu_name, git_info  # noqa: E402
+from _machine import check_reuse, record_code  # noqa: E402
 from _machine import run_cli as cli  # noqa: E402
 
 TARGETS = "MNIST score ≥ 9.5; every class 8–12 % of 10k samples; cgan agreement ≥ 98 %; classifier-FID ≤ 3× floor; " \
@@ -67,6 +68,8 @@ def main() -> int:
     ap.add_argument("--n", type=int, default=10000, help="generated images per evaluation")
     ap.add_argument("--classifier", help="a finished `mnistlab supervised` run (default: gan eval's cached CNN)")
     ap.add_argument("--eval-only", action="store_true", help="do not train: evaluate the runs as they are")
+    ap.add_argument("--rerun-stale", action="store_true",
+                    help="a finished run made by other code is moved aside (*.stale-N) and run again (default: stop)")
     args = ap.parse_args()
 
     load_start, started = os.getloadavg(), dt.datetime.now(dt.timezone.utc)
@@ -76,10 +79,12 @@ def main() -> int:
         for seed in args.seeds:
             run_dir = Path(args.runs) / f"{method}-{args.budget}-s{seed}"
             if not args.eval_only:
+                check_reuse(run_dir, rerun=args.rerun_stale)  # a finished run of other code is not reused
                 _, entry = cli(["gan", "train", *(["--conditional"] if method == "cgan" else []), "--dataset", "mnist",
                                 "--budget", args.budget, "--seed", str(seed), *threads, "--out", str(run_dir),
                                 "--resume", "--json"])
                 log.append(entry)
+                record_code(run_dir)
             if not (run_dir / "config.json").exists():
                 continue
             clf = ["--classifier", args.classifier] if args.classifier else []
