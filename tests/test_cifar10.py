@@ -190,6 +190,7 @@ def test_classifiers_take_colour_32x32(name):
     assert torch.isfinite(logits).all()
 
 
+@pytest.mark.slow
 def test_cifar10_through_the_supervised_loop(serve_archive, cli, tmp_path):
     """The same registry, method and loop as the digits: a smoke run on the fixture ends with a loadable model."""
     serve_archive(make_tarball(fixture_arrays()))

@@ -26,6 +26,7 @@ def test_unknown_names_are_one_line_errors(cli):
     assert code == 2 and "unknown model" in err
 
 
+@pytest.mark.slow
 def test_supervised_smoke_writes_run_folder(cli, tmp_path):
     out = tmp_path / "run"
     code, stdout, err = cli("supervised", "--budget", "smoke", "--out", out, "--json")

@@ -72,6 +72,7 @@ def test_out_pointing_at_a_file_or_a_foreign_folder(cli, tmp_path):
     assert sorted(p.name for p in foreign.iterdir()) == ["holiday.jpg"]  # nothing written into it
 
 
+@pytest.mark.slow
 def test_corrupt_checkpoint_on_resume(cli, tmp_path):
     out = tmp_path / "run"
     code, _, err = cli("supervised", *SMOKE, "--lr", "1e30", "--out", out)  # diverges: leaves a checkpoint behind
@@ -84,6 +85,7 @@ def test_corrupt_checkpoint_on_resume(cli, tmp_path):
               "was started with another config (differs in lr)")
 
 
+@pytest.mark.slow
 def test_ctrl_c_message(tmp_path):
     out = tmp_path / "run"
     proc = subprocess.Popen([sys.executable, "-m", "mnistlab", "supervised", *SMOKE, "--epochs", "20", "--out",

@@ -43,6 +43,7 @@ def test_resume_never_takes_over_a_folder_that_is_not_a_run(cli, tmp_path):
     assert {p.name: p.read_bytes() for p in mine.iterdir()} == files  # nothing deleted, nothing overwritten
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("sets,needle", [
     (["--set", "split=bogus"], "unknown split 'bogus'"),  # found by the method, after the folder was made
     (["--set", "folds=1"], "k-fold needs 2 ≤ k"),
@@ -59,12 +60,14 @@ def test_a_bad_setting_leaves_no_folder_behind(cli, tmp_path, sets, needle):
     assert cli("supervised", *SMOKE, "--set", "train_subset=128", "--set", "test_subset=64", "--out", out)[0] == 0
 
 
+@pytest.mark.slow
 def test_a_diverged_run_keeps_its_folder(cli, tmp_path):
     out = tmp_path / "run"
     code, _, err = cli("supervised", *SMOKE, "--lr", "1e30", "--out", out)
     assert code == 2 and "loss became nan" in err and (out / "config.json").exists()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("edit,needle", [
     (lambda s: s.pop("name"), "name must be a model name"),
     (lambda s: s.update(in_shape=28), "in_shape must be"),
@@ -84,6 +87,7 @@ def test_a_bad_model_spec_is_one_line(cli, damaged, edit, needle):
     _one_line(*cli("predict", "--run", run, "--images", imgs), needle)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name,content", [("model.json", "[1, 2]"), ("config.json", "[1]"), ("config.json", "null")])
 def test_json_that_is_not_an_object_is_one_line(cli, damaged, name, content):
     run, imgs = damaged
@@ -93,6 +97,7 @@ def test_json_that_is_not_an_object_is_one_line(cli, damaged, name, content):
         _one_line(*cli("report", run, "--out", run.parent / "r.html"), "expected a JSON object")
 
 
+@pytest.mark.slow
 def test_nan_weights_are_refused_not_answered(cli, damaged):
     run, imgs = damaged
     state = load_file(run / "model.safetensors")
@@ -102,6 +107,7 @@ def test_nan_weights_are_refused_not_answered(cli, damaged):
     _one_line(*cli("predict", "--run", run, "--images", imgs, "--json"), f"weight {first} holds NaN")
 
 
+@pytest.mark.slow
 def test_a_mismatched_rejector_is_refused_when_the_server_starts(damaged):
     pytest.importorskip("fastapi")
     from mnistlab.serve.app import create_app
@@ -116,6 +122,7 @@ def test_a_mismatched_rejector_is_refused_when_the_server_starts(damaged):
         create_app(run)
 
 
+@pytest.mark.slow
 def test_damaged_splits_and_thread_counts_are_one_line(cli, damaged):
     run, _ = damaged
     (run / "splits.npz").write_bytes((run / "splits.npz").read_bytes()[:100])
@@ -127,6 +134,7 @@ def test_damaged_splits_and_thread_counts_are_one_line(cli, damaged):
         assert code == 2 and "argument --threads: must be ≥ 0, got -1" in err and "Traceback" not in err
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("meta,needle", [
     (None, "unreadable checkpoint"),
     ({"step": "3", "history": [], "sums": {}, "count": 0, "train_seconds": 0.0}, "step is str"),
@@ -182,6 +190,7 @@ def test_a_torn_report_section_is_one_line(cli, tmp_path):
     assert not (tmp_path / "r.html").exists()
 
 
+@pytest.mark.slow
 def test_a_run_folder_being_written_is_refused_until_its_writer_ends(cli, tmp_path):
     """Two processes on one --out (two benchmark drivers, a second terminal) would interleave checkpoints and logs:
     the second is refused in one line, its files untouched; the lock dies with its holder, kill -9 included."""

@@ -46,6 +46,7 @@ def smoke_run(tmp_path_factory):
     return out
 
 
+@pytest.mark.slow
 def test_detector_smoke_writes_all_outputs(smoke_run):
     out = smoke_run
     for name in ("config.json", "env.json", "metrics.jsonl", "metrics.json", "splits.npz", "model.json",
@@ -75,6 +76,7 @@ def test_detector_smoke_writes_all_outputs(smoke_run):
     assert len(np.intersect1d(sp["positives"], sp["val"])) == 0 and len(sp["positives"]) == 512
 
 
+@pytest.mark.slow
 def test_detector_rebuilds_with_load_model(smoke_run):
     import torch
 
@@ -87,6 +89,7 @@ def test_detector_rebuilds_with_load_model(smoke_run):
     assert p.shape == (3, 2) and torch.allclose(p.sum(1), torch.ones(3))
 
 
+@pytest.mark.slow
 def test_detect_predict_separates_a_digit_from_noise(cli, tmp_path):
     """A trivially separable fixture (digits vs uniform noise), smoke-sized: predict must put each on its side."""
     from mnistlab.data import load_dataset
@@ -121,6 +124,7 @@ def test_detect_errors_are_one_line(cli, tmp_path):
     assert code == 2 and "unknown negative family 'nope'" in err
 
 
+@pytest.mark.slow
 def test_a_clothes_detector_is_judged_on_digits_never_on_its_own_data(cli, tmp_path):
     # trained on Fashion-MNIST, the default out-of-distribution set (Fashion-MNIST) would be its own data
     code, out, err = cli("detect", "train", "--dataset", "fashion-mnist", "--budget", "smoke", "--threads", "1",

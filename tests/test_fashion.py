@@ -45,6 +45,7 @@ def finite_or_none(v) -> bool:
     return v is None or isinstance(v, (str, bool)) or not isinstance(v, (int, float)) or math.isfinite(v)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("method", METHODS.names())
 def test_every_method_runs_on_fashion(method, tmp_path):
     out, m = api.train(method, command=METHODS.info(method).get("task") or method, out=tmp_path / method,
@@ -144,6 +145,7 @@ def test_tta_rule_one_vocabulary_for_every_method():
             tta_rule(bad, digits if bad != "vflip" else clothes)
 
 
+@pytest.mark.slow
 def test_mirror_tta_is_saved_with_the_model_and_refused_on_digits(tmp_path):
     import torch
 

@@ -96,6 +96,7 @@ def test_sampling_is_deterministic_by_seed():
     assert yd.tolist() == [7] * 5
 
 
+@pytest.mark.slow
 def test_smoke_cgan_train_sample_eval(cli, tmp_path, monkeypatch):
     from mnistlab import api
 
@@ -149,6 +150,7 @@ def test_smoke_cgan_train_sample_eval(cli, tmp_path, monkeypatch):
     assert set(res["targets"]) == {"mnist_score>=9.5", "class_share_8-12%", "fid<=3x_floor", "agreement>=98%"}
 
 
+@pytest.mark.slow
 def test_unfinished_run_is_evaluated_from_its_checkpoint(tmp_path):
     from mnistlab.runs import load_generator
     from mnistlab.runs import Run

@@ -10,6 +10,8 @@ from mnistlab.data import load_dataset
 from mnistlab.data.images import load_images, to_mnist_28
 from mnistlab.errors import MnistlabError
 
+pytestmark = pytest.mark.slow  # every test here applies a trained run (the module's `trained` fixture)
+
 N = 40
 
 

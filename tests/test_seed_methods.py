@@ -79,6 +79,7 @@ COMMON = ("config.json", "metrics.json", "metrics.jsonl", "splits.npz", "model.j
           "learning_curves.png", "confusion.png", "confusion.json", "classification_report.json")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("method,extra,files", [
     ("mlp-features", ["--augment"], ("binarization.png", "augmentation_examples.png")),
     ("cnn", ["--model", "seed-cnn", "--augment"], ("binarization.png", "augmentation_examples.png")),
@@ -106,6 +107,7 @@ def test_fewlabel_smoke_end_to_end(cli, tmp_path, pretext_home, method, extra, f
         assert 0 <= m["pretext_test_accuracy"] <= 1 and len(list(pretext_home.iterdir())) == 1
 
 
+@pytest.mark.slow
 def test_pretext_is_cached_and_frozen_transfer_keeps_convs(cli, tmp_path, pretext_home):
     from mnistlab.methods.rotnet import pretrained_pretext
     from mnistlab.runs import load_model

@@ -23,6 +23,8 @@ from mnistlab.models import create_model, model_spec  # noqa: E402
 from mnistlab.runs import Run  # noqa: E402
 from mnistlab.serve.app import MAX_BYTES, create_app  # noqa: E402
 
+pytestmark = pytest.mark.slow  # every test here serves a trained run (the session's `serve_classifier`)
+
 
 
 @pytest.fixture(scope="module")

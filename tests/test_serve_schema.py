@@ -9,6 +9,8 @@ from schemathesis.specs.openapi.checks import positive_data_acceptance  # noqa: 
 
 from mnistlab.serve.app import create_app  # noqa: E402
 
+pytestmark = pytest.mark.slow  # the app over a trained run, probed by schemathesis
+
 
 
 @pytest.fixture(scope="module")

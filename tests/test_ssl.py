@@ -174,6 +174,7 @@ def test_registered_for_fewlabel_with_contract_fields(method):
     assert cfg.labels == 100
 
 
+@pytest.mark.slow
 def test_smoke_run_is_complete_and_reproducible(cli, tmp_path):
     outs = []
     for name in ("a", "b"):
@@ -198,6 +199,7 @@ def test_smoke_run_is_complete_and_reproducible(cli, tmp_path):
     assert a["weak_view"] == "warp" and a["tta"] == "none" and "test_no_tta_accuracy" not in a
 
 
+@pytest.mark.slow
 def test_freematch_smoke_and_bad_settings(cli, tmp_path):
     code, out, err = cli("fewlabel", "--method", "freematch", "--budget", "smoke", "--threads", 1,
                          "--out", tmp_path / "f", "--json")
@@ -244,6 +246,7 @@ def test_rotnet_init_needs_a_pretext_model_and_a_known_name(cli, tmp_path):
     assert code == 2 and "rotation pretext" in err
 
 
+@pytest.mark.slow
 def test_width_widens_the_cnn_and_the_run_rebuilds_it(cli, tmp_path):
     from mnistlab.models import count_params
     from mnistlab.runs import load_run
@@ -261,6 +264,7 @@ def test_width_widens_the_cnn_and_the_run_rebuilds_it(cli, tmp_path):
     assert code == 2 and "leave width at 0" in err and not (tmp_path / "r").exists()
 
 
+@pytest.mark.slow
 def test_no_method_runs_the_datasets_recipe_under_budget_and_flags(cli, tmp_path):
     """`fewlabel` without --method: FixMatch on digits, the clothes' recipe (FreeMatch, 15 epochs) on Fashion-MNIST;
     the recipe sits under the budget preset and the command line, so those still win."""
@@ -331,6 +335,7 @@ def test_self_train_fine_tunes_a_frozen_model_and_leaves_it_frozen(tmp_path):
     assert not model.training
 
 
+@pytest.mark.slow
 def test_refine_pass_is_reported_beside_the_model_before_it(cli, tmp_path):
     runs = {}
     for name, extra in (("on", []), ("off", ["--set", "refine_epochs=0"])):

@@ -63,6 +63,7 @@ def studies(tmp_path_factory):
     return out
 
 
+@pytest.mark.slow
 def test_every_study_writes_table_plot_and_json(studies):
     for name, d in studies.items():
         res = json.loads((d / "study.json").read_text())
@@ -78,6 +79,7 @@ def test_every_study_writes_table_plot_and_json(studies):
     assert pri["images"] == 70000 and pri["sum"] == pytest.approx(1)
 
 
+@pytest.mark.slow
 def test_cv_selects_on_validation_and_reports_kfold(studies):
     res = json.loads((studies["cv"] / "study.json").read_text())
     cands = res["candidates"]
@@ -96,6 +98,7 @@ def test_bad_study_values_are_one_line_errors(cli, tmp_path):
     assert code == 2 and "needs --model mlp" in err
 
 
+@pytest.mark.slow
 def test_posteriors_sum_to_one(studies, tmp_path, cli):
     run = studies["hidden"] / "points" / "hidden-32"
     code, out, err = cli("posteriors", "--run", run, "--out", tmp_path, "--show", "0,5", "--json")
@@ -109,6 +112,7 @@ def test_posteriors_sum_to_one(studies, tmp_path, cli):
     assert sum(res["priors"]) == pytest.approx(1) and 0 <= res["recognition_rate"]["all"] <= 1
 
 
+@pytest.mark.slow
 def test_reject_writes_curves_and_a_reusable_rejector(studies, tmp_path, cli):
     from mnistlab import infer
     from mnistlab.data import load_dataset

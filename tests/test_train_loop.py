@@ -38,6 +38,7 @@ def _numbers(run_dir):
     return [strip(r) for r in lines], strip(final)
 
 
+@pytest.mark.slow
 def test_resume_after_kill9_gives_identical_metrics(cli, tmp_path):
     ref, cut = tmp_path / "ref", tmp_path / "cut"
     proc = subprocess.Popen([sys.executable, "-m", "mnistlab", "supervised", *SMALL, "--out", str(cut)],
@@ -74,6 +75,7 @@ def test_resume_after_kill9_gives_identical_metrics(cli, tmp_path):
     assert (ref / "model.safetensors").stat().st_mtime_ns == stamp
 
 
+@pytest.mark.slow
 def test_nan_loss_stops_cli_with_clear_error(cli, tmp_path):
     code, _, err = cli("supervised", "--budget", "smoke", "--threads", "1", "--lr", "1e30", "--out", tmp_path / "r")
     assert code != 0
@@ -197,6 +199,7 @@ DDP = ["--budget", "smoke", "--threads", "1", "--set", "train_subset=2048", "--s
        "--epochs", "2", "--batch-size", "64", "--seed", "1", "--json"]
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(shutil.which("torchrun") is None and not os.path.exists(os.path.join(os.path.dirname(
     sys.executable), "torchrun")), reason="torchrun not installed")
 def test_torchrun_two_processes_match_one(cli, tmp_path):
