@@ -1,6 +1,8 @@
 """The CLI contract of the foundation: data stats, list, error lines, a smoke training run."""
 import json
 
+import pytest
+
 MNIST_TEST_COUNTS = [980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009]
 
 
