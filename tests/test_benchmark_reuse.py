@@ -1,6 +1,5 @@
 """Benchmark drivers reuse a finished run folder only when the code that made it is this code (issue 26, item 3)."""
 import json
-import subprocess
 import sys
 from pathlib import Path
 
@@ -45,11 +44,14 @@ def test_a_finished_run_of_other_code_is_refused_or_rerun(tmp_path, env, code, w
     assert not d.exists() and (tmp_path / "r.stale-1" / "metrics.json").exists()
 
 
-def test_fewlabel_report_only_refuses_flags_it_does_not_use_and_shows_each_runs_sha(tmp_path):
-    res = subprocess.run([sys.executable, str(BENCH / "fewlabel.py"), "--report-only", "--threads", "2",
-                          "--set", "steps=4", "--runs", str(tmp_path)], capture_output=True, text=True)
-    assert res.returncode == 2 and "do nothing: --threads, --set" in res.stderr
+def test_fewlabel_report_only_refuses_flags_it_does_not_use_and_shows_each_runs_sha(tmp_path, monkeypatch, capsys):
     import fewlabel
+
+    monkeypatch.setattr(sys, "argv", ["fewlabel.py", "--report-only", "--threads", "2", "--set", "steps=4",
+                                      "--runs", str(tmp_path)])
+    with pytest.raises(SystemExit) as e:
+        fewlabel.main()
+    assert e.value.code == 2 and "do nothing: --threads, --set" in capsys.readouterr().err
 
     d = finished(tmp_path / "r", env={"git_sha": "e" * 40, "git_dirty": False, "cpu": "x",
                                       "resumed": [{"git_sha": "f" * 40, "git_dirty": True}]})

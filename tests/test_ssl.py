@@ -310,6 +310,7 @@ def test_refine_set_adds_the_true_labels_at_their_share():
     assert len(idx) == 105  # more labels than unlabelled images: each labelled image once
 
 
+@pytest.mark.slow
 def test_self_train_fine_tunes_a_frozen_model_and_leaves_it_frozen(tmp_path):
     import numpy as np
 
