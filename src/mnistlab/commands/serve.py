@@ -31,8 +31,7 @@ def serve(args: argparse.Namespace) -> int:
     try:
         import uvicorn
 
-        from mnistlab.serve.app import create_app
-        from mnistlab.serve.http import JsonErrorProtocol, allowed_hosts
+        from mnistlab.serve.app import JsonErrorProtocol, allowed_hosts, create_app
     except ImportError as e:
         raise MnistlabError(f"serve needs the `serve` extra ({e.name} is missing): pip install 'mnistlab[serve]'") \
             from None

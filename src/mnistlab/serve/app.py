@@ -29,7 +29,7 @@ from mnistlab.data.images import to_mnist_28  # MNIST's normalisation, shared wi
 from mnistlab.errors import MnistlabError
 from mnistlab.runs import load_model
 from mnistlab.serve.engine import INFERENCE, Engine, GanSampler, check_28, load_classifier
-from mnistlab.serve.http import HostCheck
+from mnistlab.serve.http import HostCheck, JsonErrorProtocol, allowed_hosts  # noqa: F401  # the latter two for `serve`
 from mnistlab.serve.inputs import (IMAGE_TYPES, MAX_BYTES, MAX_PIXELS, image_from_multipart, image_to_gray,
                                    pixels_from_json, read_body)
 
