@@ -130,6 +130,7 @@ def train_detector(cfg: DetectorConfig, run: Run, *, x: np.ndarray, y: np.ndarra
                    desc: str) -> tuple[torch.nn.Module, dict, list[dict]]:
     """Train one binary detector on uint8 images x (N, 1, 28, 28), labels y; returns (model, spec, history)."""
     in_shape = tuple(x.shape[1:])
+    torch.manual_seed(cfg.seed)  # the initial weights are a function of the seed (same seed → same numbers)
     model = prepare_module(create_model(cfg.model, in_shape=in_shape, num_classes=2), rt)
     spec = model_spec(cfg.model, in_shape=in_shape, num_classes=2)
     x_t = torch.from_numpy(np.ascontiguousarray(x)).to(rt.device)  # kept whole, uint8, on the device once
