@@ -14,7 +14,7 @@ from safetensors.torch import load_file
 
 from mnistlab import api
 from mnistlab.data import load_dataset
-from mnistlab.methods import _common, fixmatch
+from mnistlab.methods import _common, _ssl
 
 # a few steps of everything the method does: SSL steps with EMA + distribution alignment, BN recalibration, refine
 TINY = {"train_subset": 1200, "test_subset": 100, "steps": 6, "refine_rounds": 1, "refine_epochs": 0.5,
@@ -42,7 +42,7 @@ def test_hidden_labels_never_reach_the_weights(method, tmp_path, monkeypatch):
     scrambled = dataclasses.replace(real, train_y=train_y, test_y=test_y)
     monkeypatch.setattr(_common, "load_dataset", lambda name: scrambled)
     # the same labelled draw as the real run (the class-balanced draw reads every label; a user draws differently)
-    monkeypatch.setattr(fixmatch, "labelled_split", lambda *a, **k: {key: v.copy() for key, v in split.items()})
+    monkeypatch.setattr(_ssl, "labelled_split", lambda *a, **k: {key: v.copy() for key, v in split.items()})
 
     out = tmp_path / "scrambled"
     _, metrics = api.train(method, command="fewlabel", out=out, budget="smoke", overrides=TINY)

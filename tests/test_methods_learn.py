@@ -59,7 +59,8 @@ def test_detector_beats_chance(tmp_path):
 
 @pytest.mark.parametrize("method", ["gan", "cgan"])
 def test_gan_moves_towards_the_data(method, tmp_path):
-    from mnistlab.models.gan import build_generator, load_generator, sample
+    from mnistlab.models.gan import build_generator, sample
+    from mnistlab.runs import load_generator
 
     out, m = api.train(method, command="gan", out=tmp_path / method, budget="smoke",
                        overrides={"seed": 0, "threads": 1, **LEARN[method]})

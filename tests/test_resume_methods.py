@@ -14,7 +14,7 @@ import pytest
 import torch
 
 from mnistlab.errors import TrainingDiverged
-from mnistlab.train import checkpoint_meta
+from mnistlab.runs import checkpoint_meta
 
 pytestmark = pytest.mark.slow
 
