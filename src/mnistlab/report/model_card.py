@@ -55,7 +55,7 @@ def labels_section(cfg: dict, data: dict, splits: dict[str, int]) -> list[str]:
                f"a class-balanced draw with split seed {cfg.get('split_seed', 0)} (training seed {cfg.get('seed')})")
         lines.append(f"- How drawn: {how}")
     else:
-        lines.append(f"- Every training label was used ({cfg.get('command')} {cfg.get('method')}); indices in "
+        lines.append(f"- Every training label was used ({_what(cfg)}); indices in "
                      "splits.npz where the method held some out")
     return lines + [""]
 
@@ -94,7 +94,7 @@ def model_card(d: Path) -> str:
     if (d / "splits.npz").exists():
         with np.load(d / "splits.npz", allow_pickle=False) as z:
             splits = {k: int(z[k].size) for k in z.files}
-    head = [f"# Model card: {cfg.get('command')} {cfg.get('method')} on {cfg.get('dataset')}", "",
+    head = [f"# Model card: {_what(cfg)} on {cfg.get('dataset')}", "",
             f"Written from the records of {d.name} (config.json, env.json, metrics.json, splits.npz, model.json"
             f"{', data.json' if data else ''}).", ""]
     method = ["## Method", "", f"- {cfg.get('method')} with model `{cfg.get('model', spec.get('name'))}`, budget "
@@ -112,3 +112,9 @@ def model_card(d: Path) -> str:
 def write_model_card(d: Path) -> Path:
     fileio.write_text(d / "MODEL_CARD.md", model_card(d))
     return d / "MODEL_CARD.md"
+
+
+def _what(cfg: dict) -> str:
+    """`fewlabel fixmatch`, or `supervised` once where the command and the method share a name."""
+    parts = [str(cfg.get("command") or ""), str(cfg.get("method") or "")]
+    return " ".join(dict.fromkeys(p for p in parts if p)) or "run"
