@@ -70,9 +70,9 @@ def one_stage(monkeypatch):
     import mnistlab.pipeline as pl
     from mnistlab.registry import Registry
 
-    fake, calls = Registry("stage"), []
+    fake, calls = Registry("stage", info=pl.StageInfo), []
 
-    @fake.register("one", order=1, title="One", estimate={"smoke": 1, "quick": 1, "full": 1})
+    @fake.register("one", title="One", estimate={"smoke": 1, "quick": 1, "full": 1})
     def one(ctx):
         calls.append(ctx.dir)
         if getattr(one, "fail", False):
@@ -109,22 +109,22 @@ def test_a_stage_is_recomputed_when_a_stage_it_uses_changes(monkeypatch, tmp_pat
     import mnistlab.pipeline as pl
     from mnistlab.registry import Registry
 
-    fake, calls = Registry("stage"), []
+    fake, calls = Registry("stage", info=pl.StageInfo), []
 
-    @fake.register("base", order=1, title="Base", estimate={"smoke": 1})
+    @fake.register("base", title="Base", estimate={"smoke": 1})
     def base(ctx):
         if getattr(base, "fail", False):
             raise RuntimeError("no classifier")
         return {}
 
-    @fake.register("user", order=2, title="User", estimate={"smoke": 1}, uses=("base",))
+    @fake.register("user", title="User", estimate={"smoke": 1}, uses=("base",))
     def user(ctx):
         there = (ctx.stage_dir("base") / "section.json").exists()
         calls.append(there)
         (ctx.dir / "kept.txt").touch()
         return {"summary": f"base there: {there}"}
 
-    @fake.register("sneak", order=3, title="Sneak", estimate={"smoke": 1})
+    @fake.register("sneak", title="Sneak", estimate={"smoke": 1})
     def sneak(ctx):
         return {"summary": str(ctx.stage_dir("base"))}  # undeclared: refused, or the cache could not know
 
@@ -249,7 +249,7 @@ def test_stage_overrides_are_real_config_fields(tmp_path):
     """`run --budget quick` shortens stages with `--set` flags: each must name a field of the config it reaches."""
     from dataclasses import fields
 
-    from mnistlab.commands.fewlabel import default_method
+    from mnistlab.methods.recipes import default_method
     from mnistlab.methods import METHODS
     from mnistlab.pipeline import Context, classification, detector, fashion, gan, seed_report, ssl
 

@@ -269,7 +269,7 @@ def test_no_method_runs_the_datasets_recipe_under_budget_and_flags(cli, tmp_path
     """`fewlabel` without --method: FixMatch on digits, the clothes' recipe (FreeMatch, 15 epochs) on Fashion-MNIST;
     the recipe sits under the budget preset and the command line, so those still win."""
     from mnistlab.api import resolve_config
-    from mnistlab.commands.fewlabel import default_recipe
+    from mnistlab.methods.recipes import default_recipe
 
     assert default_recipe("mnist") == ("fixmatch", {}) and default_recipe(None) == ("fixmatch", {})
     method, recipe = default_recipe("fashion-mnist")

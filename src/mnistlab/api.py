@@ -1,8 +1,12 @@
-"""Python entry points behind the CLI: `train(method, …)` merges the config, runs the method in a run folder."""
+"""Python entry points behind the CLI: `train(method, …)` merges the config (`methods.recipes`), runs the method in a
+run folder; `posteriors`, `reject`, `gan_samples` analyse a finished run (`analyses`); `evaluate_gan` scores a GAN run
+with a classifier it may train first (so it lives here, beside `train`); `dataset_stats`, `example_grid` describe a
+dataset."""
 from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 from pathlib import Path
 from typing import Any
@@ -10,28 +14,29 @@ from typing import Any
 import numpy as np
 
 from mnistlab import fileio, infer, runs, userrun
-from mnistlab.config import load_config_file, merge, to_dict
-from mnistlab.data import check_dataset_name, load_dataset
+from mnistlab.analyses import detect_digits, gan_samples, posteriors, reject  # noqa: F401 (the API)
+from mnistlab.config import to_dict
+from mnistlab.data import DATASETS, check_dataset_name, load_dataset
+from mnistlab.data import negatives as neg
 from mnistlab.data.sources import data_home
+from mnistlab.data.stats import stats as dataset_stats  # noqa: F401 (the API)
 from mnistlab.errors import MnistlabError, TrainingDiverged
 from mnistlab.evaluate import gan_eval
 from mnistlab.evaluate.metrics import softmax
 from mnistlab.methods import METHODS
+from mnistlab.methods.detector import families_figure
+from mnistlab.methods.recipes import config_sources, default_recipe, resolve_config  # noqa: F401 (the API)
 from mnistlab.models import MODELS, check_options
 from mnistlab.models.gan import sample
-from mnistlab.precision import resolve_device, resolve_precision
+from mnistlab.precision import resolve_device, resolve_precision, setup_threads
+from mnistlab.report import plots
 from mnistlab.runs import LoadedRun, Run, default_out
 
 
-def resolve_config(method: str, *, budget: str = "quick", config_file: str | None = None,
-                   overrides: dict[str, Any] | None = None, recipe: dict[str, Any] | None = None):
-    """defaults < recipe (a dataset's best settings, `mnistlab fewlabel` without --method) < budget preset < config
-    file < command line."""
-    cls = METHODS.info(method)["config"]
-    budgets = METHODS.info(method).get("budgets", {})
-    layers_first = merge(cls, {"budget": budget}, load_config_file(config_file), overrides or {})
-    return merge(cls, recipe or {}, budgets.get(layers_first.budget, {}), {"budget": layers_first.budget},
-                 load_config_file(config_file), overrides or {})
+def catalogue() -> dict[str, Any]:
+    """What the registries hold: dataset and model names, and each method's task."""
+    return {"datasets": DATASETS.names(), "models": MODELS.names(),
+            "methods": {n: METHODS.info(n).task for n in METHODS.names()}}
 
 
 def check_names(cfg, model_options=None) -> None:
@@ -57,6 +62,8 @@ def check_device(cfg) -> dict[str, str]:
 # the evaluation classifier trained when none is given (≈ 99.3 % on MNIST test)
 CLASSIFIER_OVERRIDES: dict[str, Any] = {"model": "cnn", "epochs": 3, "seed": 0}
 CLASSIFIER_BUDGET = "quick"
+# issue 7's targets, printed beside the measured GAN values
+GAN_TARGETS = {"mnist_score": 9.5, "class_share": (0.08, 0.12), "agreement": 0.98, "fid_ratio": 3.0}
 
 
 def classifier_cache_root() -> Path:
@@ -114,6 +121,53 @@ def evaluate_generator(run_dir: str | Path, classifier: LoadedRun, *, n: int = 1
             **out}
 
 
+def gan_classifier_plan(run_dir: str | Path) -> dict | None:
+    """What `evaluate_gan` without a classifier trains before it starts: {dataset, model, epochs, batch_size, steps,
+    cache}; None when a cached classifier of the run's dataset is there to reuse (or `run_dir` is no run folder)."""
+    if not (Path(run_dir) / "config.json").exists():
+        return None  # `evaluate_gan` says what is wrong
+    dataset = fileio.read_json(Path(run_dir) / "config.json").get("dataset", "mnist")
+    cache = classifier_cache_root()
+    # (approximate: the cache key also covers the trainer's code, so an edited trainer retrains unannounced)
+    if any((d / "metrics.json").exists() for d in cache.glob(f"supervised-{dataset}-*")):
+        return None
+    cfg = resolve_config("supervised", budget=CLASSIFIER_BUDGET, overrides={**CLASSIFIER_OVERRIDES,
+                                                                            "dataset": dataset})
+    images = len(load_dataset(dataset).train_y)
+    return {"dataset": dataset, "model": cfg.model, "epochs": cfg.epochs, "batch_size": cfg.batch_size,
+            "images": images, "steps": math.ceil(cfg.epochs * images / cfg.batch_size), "cache": str(cache)}
+
+
+def evaluate_gan(run_dir: str | Path, *, classifier: str | Path | LoadedRun | None = None, n: int = 10000,
+                 seed: int = 0, threads: int = 0) -> dict:
+    """GAN metrics of a `gan train` run (unfinished: its last checkpoint), scored by `classifier` (a finished
+    supervised run; default: a cached one, trained once). Writes gan_eval.json into the run folder."""
+    setup_threads(threads)
+    run_dir = Path(run_dir)
+    if not (run_dir / "config.json").exists():
+        raise MnistlabError(f"{run_dir} is not a run folder (no config.json)")
+    if classifier is None:
+        dataset = fileio.read_json(run_dir / "config.json").get("dataset", "mnist")
+        clf = cached_classifier(dataset, threads=threads)
+    else:
+        clf = classifier if isinstance(classifier, LoadedRun) else runs.load_run(classifier)
+    res = evaluate_generator(run_dir, clf, n=n, seed=seed)
+    res["targets"] = gan_targets_met(res)
+    fileio.write_json(run_dir / "gan_eval.json", res)
+    return res
+
+
+def gan_targets_met(res: dict) -> dict:
+    lo, hi = GAN_TARGETS["class_share"]
+    hist = res["class_histogram"]
+    out = {"mnist_score>=9.5": res["mnist_score"] >= GAN_TARGETS["mnist_score"],
+           "class_share_8-12%": lo <= hist["min_fraction"] and hist["max_fraction"] <= hi,
+           "fid<=3x_floor": res["fid_ratio_to_floor"] <= GAN_TARGETS["fid_ratio"]}
+    if res.get("conditional"):
+        out["agreement>=98%"] = res["conditional_agreement"] >= GAN_TARGETS["agreement"]
+    return out
+
+
 def train(method: str, *, command: str | None = None, out: str | os.PathLike | None = None, resume: bool = False,
           budget: str = "quick", config_file: str | None = None, overrides: dict[str, Any] | None = None,
           recipe: dict[str, Any] | None = None, data_options: dict[str, Any] | None = None) -> tuple[Path, dict]:
@@ -123,10 +177,10 @@ def train(method: str, *, command: str | None = None, out: str | os.PathLike | N
     `data_options` (preprocess, unlabelled, labels_from, skip_bad…) go into a user data set's name: data/userdata.py.
     """
     entry = METHODS.get(method)
-    command = command or METHODS.info(method).get("task") or method
+    command = command or METHODS.info(method).task or method
     cfg = resolve_config(method, budget=budget, config_file=config_file, overrides=overrides, recipe=recipe)
     user_ds = userrun.prepare(cfg, method=method, options=data_options)  # user data: checked before any folder
-    check_names(cfg, METHODS.info(method).get("model_options"))
+    check_names(cfg, METHODS.info(method).model_options)
     where = check_device(cfg)  # an unknown or absent device: one line, before any folder is made
     if out is not None and not str(out).strip():
         raise MnistlabError("--out is an empty path; give a folder (or leave --out out for an auto-named one)")
@@ -153,3 +207,41 @@ def train(method: str, *, command: str | None = None, out: str | os.PathLike | N
         return run.dir, metrics
     finally:
         run.close()
+
+
+def example_grid(dataset: str, out: str | os.PathLike, *, n: int = 64, split: str = "train", seed: int = 0) -> Path:
+    """A PNG grid of `n` random (seeded) labelled images of a dataset's train or test part."""
+    if n <= 0 or n > 1024:
+        raise MnistlabError("--n must be between 1 and 1024")
+    if not str(out).lower().endswith(".png"):
+        raise MnistlabError("--out must be a .png file")
+    ds = load_dataset(dataset)
+    x, y = (ds.train_x, ds.train_y) if split == "train" else (ds.test_x, ds.test_y)
+    idx = np.random.default_rng(seed).choice(len(y), size=min(n, len(y)), replace=False)
+    fig = plots.image_grid(x[idx], [ds.classes[int(c)] for c in y[idx]], cols=min(n, 16))
+    with fileio.atomic_path(out) as tmp:
+        fig.savefig(tmp, format="png", dpi=100, bbox_inches="tight")
+    return Path(out)
+
+
+def negatives_grid(family: str, out: str | os.PathLike, *, n: int = 64, seed: int = 0,
+                   npy: str | os.PathLike | None = None) -> Path:
+    """A PNG grid of a non-digit generator family's images (`all`: a row per family), and optionally the images as
+    uint8 (N, 1, 28, 28) .npy."""
+    if not 1 <= n <= 1024:
+        raise MnistlabError("--n must be between 1 and 1024")
+    if not str(out).lower().endswith(".png"):
+        raise MnistlabError("--out must be a .png file")
+    families = neg.family_names() if family == "all" else [family]
+    if family == "all":  # one row per family
+        fig = families_figure(families, per_family=min(n, 16), seed=seed)
+    else:
+        fig = plots.image_grid(neg.generate(family, n, seed=seed), cols=min(n, 16), size=0.9)
+        fig.suptitle(f"{family} (seed {seed})", fontsize=9)
+    with fileio.atomic_path(out) as tmp:
+        fig.savefig(tmp, format="png", dpi=100, bbox_inches="tight")
+    if npy:
+        x = np.concatenate([neg.generate(f, n, seed=seed) for f in families])
+        with fileio.atomic_path(npy) as tmp, open(tmp, "wb") as fh:
+            np.save(fh, x, allow_pickle=False)
+    return Path(out)

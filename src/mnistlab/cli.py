@@ -9,8 +9,18 @@ import signal
 import sys
 import threading
 
+import mnistlab.commands
 from mnistlab import __version__
 from mnistlab.errors import MnistlabError
+
+FIRST = ("run", "config")  # the commands a newcomer needs first; the others follow alphabetically
+EXAMPLES = """examples:
+  mnistlab run                                     the whole study → runs/study/report.html (≈ 30 min)
+  mnistlab fewlabel --labels 100                   learn MNIST from 100 labels (the dataset's best recipe)
+  mnistlab supervised --model mlp --hidden 256     a supervised MLP on all 60k labelled images
+  mnistlab reject --run RUN --ood fashion-mnist    classification with rejection from a trained run
+  mnistlab config show fewlabel --budget smoke     the settings a command would use, and where each comes from
+"""
 
 
 class _Parser(argparse.ArgumentParser):
@@ -19,12 +29,12 @@ class _Parser(argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="mnistlab", description="Few-label learning, generation and study of MNIST-family images.")
+    parser = _Parser(prog="mnistlab", description="Few-label learning, generation and study of MNIST-family images.",
+                     epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--version", action="version", version=f"mnistlab {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
-    import mnistlab.commands as pkg
-
-    for mod in sorted(pkgutil.iter_modules(pkg.__path__), key=lambda m: m.name):
+    mods = pkgutil.iter_modules(mnistlab.commands.__path__)
+    for mod in sorted(mods, key=lambda m: (m.name not in FIRST, FIRST.index(m.name) if m.name in FIRST else 0, m.name)):
         if not mod.name.startswith("_"):
             importlib.import_module(f"mnistlab.commands.{mod.name}").register(sub)
     return parser

@@ -1,6 +1,11 @@
-"""Typed configs: one dataclass per method, merged in a fixed order — defaults < budget < config file < command line.
+"""Typed configs: one dataclass per method, merged in a fixed order (later wins):
 
-The merged config is saved as `config.json` in the run folder and inside every checkpoint, so a run can be rebuilt.
+    dataclass defaults < recipe (a dataset's best settings, `fewlabel` without --method) < budget preset
+    < --config file < command-line flags and --set
+
+`methods/recipes.py` holds the recipes and does the merge (`resolve_config`); `mnistlab config show` prints each
+field's source. The merged config is saved as `config.json` in the run folder and inside every checkpoint, so a run
+can be rebuilt.
 """
 from __future__ import annotations
 

@@ -3,10 +3,17 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import sys
 
-from mnistlab.config import BUDGETS, parse_sets
+from mnistlab import api
+from mnistlab.config import BUDGETS, PRECISIONS, parse_sets
+from mnistlab.errors import MnistlabError
+from mnistlab.report.summaries import metrics_lines
+
+# supervised's split protocols: 60k/10k as published, or all 70k images re-split (stratified by the split seed)
+SPLITS = ("official", "60/40", "60/20/20")
 
 
 def threads_arg(text: str) -> int:
@@ -27,25 +34,46 @@ def out_arg(text: str) -> str:
     return text
 
 
+def number_list(kind: type = float):
+    """An argparse type for `a,b,c`: positive finite numbers (`int`: whole numbers)."""
+    def parse(text: str) -> list:
+        try:
+            vals = [float(t) for t in text.split(",") if t.strip()]
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got {text!r}") from None
+        if not vals or any(not math.isfinite(v) or v <= 0 for v in vals):
+            raise argparse.ArgumentTypeError(f"values must be positive numbers, got {text!r}")
+        if kind is int and any(v != int(v) for v in vals):
+            raise argparse.ArgumentTypeError(f"expected whole numbers, got {text!r}")
+        return [kind(v) for v in vals]
+
+    return parse
+
+
 def add_train_flags(p: argparse.ArgumentParser, *, dataset: bool = True) -> None:
+    """The flags of every training command. A flag left out keeps the value of the lower layers (method default <
+    recipe < budget < --config file); `mnistlab config show COMMAND` prints the result and where each value comes from."""
     if dataset:
         p.add_argument("--dataset", help="dataset name (`mnistlab list`), or your own images: folder:PATH (one "
                                          "sub-folder per class) or npz:PATH (arrays x, y); default mnist")
-    p.add_argument("--budget", choices=BUDGETS, default="quick", help="smoke (seconds) | quick (default) | full")
-    p.add_argument("--seed", type=int, help="training seed")
+    p.add_argument("--budget", choices=BUDGETS, default="quick",
+                   help="smoke (seconds, tests) | quick | full (benchmarks); default %(default)s")
+    p.add_argument("--seed", type=int, help="training seed: init, batch order, augmentation (default 0)")
     p.add_argument("--out", type=out_arg, help="run folder (default: runs/<command>-<method>-<time>)")
     p.add_argument("--resume", action="store_true",
                    help="continue the run in --out from its last checkpoint (finished: its metrics; none yet: start it)")
-    p.add_argument("--precision", choices=("auto", "bf16", "fp16", "fp32"),
-                   help="default auto: bf16 where the CPU/GPU has it (fp16 + GradScaler on older GPUs), else fp32")
-    p.add_argument("--device", help="auto (default: cuda, else mps, else cpu) | cpu | cuda | cuda:N | mps")
-    p.add_argument("--epochs", type=float)
-    p.add_argument("--lr", type=float)
-    p.add_argument("--batch-size", type=int)
+    p.add_argument("--precision", choices=PRECISIONS, help="auto: bf16 where the CPU/GPU has it (fp16 + GradScaler on "
+                                                          "older GPUs), else fp32 (default auto)")
+    p.add_argument("--device", help="auto: cuda, else mps, else cpu | cpu | cuda | cuda:N | mps (default auto)")
+    p.add_argument("--epochs", type=float, help="passes over the training images (default: the method's and "
+                                                "budget's; `mnistlab config show`)")
+    p.add_argument("--lr", type=float, help="peak learning rate (default: the method's; `mnistlab config show`)")
+    p.add_argument("--batch-size", type=int, help="images per step (default: the method's; `mnistlab config show`)")
     p.add_argument("--threads", type=threads_arg, help="torch threads (default: one per core)")
-    p.add_argument("--config", help="JSON file of settings (command-line flags win over it)")
-    p.add_argument("--set", action="append", metavar="KEY=VALUE", help="any config field, e.g. --set weight_decay=0")
-    p.add_argument("--json", action="store_true", help="print the final metrics as JSON")
+    p.add_argument("--config", help="JSON file of settings (command-line flags win over it; default: none)")
+    p.add_argument("--set", action="append", metavar="KEY=VALUE",
+                   help="any config field, e.g. --set weight_decay=0 (repeatable; `mnistlab config show` lists them)")
+    p.add_argument("--json", action="store_true", help="print the final metrics as JSON (default: key: value lines)")
     if dataset:
         add_data_flags(p)
 
@@ -84,9 +112,6 @@ def overrides(args: argparse.Namespace, keys: tuple[str, ...] = ()) -> dict:
 
 def run_training(args: argparse.Namespace, method: str, *, command: str, keys: tuple[str, ...] = (),
                  recipe: dict | None = None) -> int:
-    from mnistlab import api
-    from mnistlab.errors import MnistlabError
-
     if args.resume and not args.out:
         raise MnistlabError("--resume needs --out DIR (the run folder to continue)")
     out, metrics = api.train(method, command=command, out=args.out, resume=args.resume, budget=args.budget,
@@ -98,11 +123,5 @@ def run_training(args: argparse.Namespace, method: str, *, command: str, keys: t
 
 
 def print_metrics(out, metrics: dict, *, as_json: bool) -> None:
-    if as_json:
-        print(json.dumps({"run": str(out), **metrics}, default=float))
-        return
-    shown = {k: v for k, v in metrics.items() if isinstance(v, (int, float, str)) and v is not None}
-    print(f"run folder: {out}")
-    for k, v in shown.items():
-        print(f"  {k}: {v:.4f}" if isinstance(v, float) else f"  {k}: {v}")
+    print(json.dumps({"run": str(out), **metrics}, default=float) if as_json else "\n".join(metrics_lines(out, metrics)))
     sys.stdout.flush()

@@ -4,39 +4,17 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import numpy as np
-
+from mnistlab import api
 from mnistlab.commands._args import add_train_flags, run_training
+from mnistlab.data.images import image_files, load_images
 from mnistlab.errors import MnistlabError
-
-
-def predict(run_dir: str, x: np.ndarray, *, threshold: float | None = None) -> list[dict]:
-    """p(digit) per image with a detector run; `is_digit` uses the threshold chosen on validation (or `threshold`)."""
-    from mnistlab import infer
-    from mnistlab.runs import load_model
-
-    d = Path(run_dir)
-    if not (d / "model.json").exists():
-        raise MnistlabError(f"{d} is not a finished detector run (no model.json)")
-    model, spec = load_model(d)
-    if spec.get("task") != "detector" or spec.get("num_classes") != 2:
-        raise MnistlabError(f"{d} is not a detector run (model.json task {spec.get('task')!r})")
-    thr = float(spec["threshold"]) if threshold is None else threshold
-    lg = infer.logits(model, x, spec=spec.get("preprocess"))
-    margin = lg[:, 1].astype(np.float64) - lg[:, 0]
-    p = 1 / (1 + np.exp(-margin))
-    # the margin logit(digit) − logit(no digit) keeps ranking information where p_digit rounds to 0 or 1
-    return [{"index": i, "p_digit": round(float(pi), 6), "is_digit": bool(pi >= thr), "margin": round(float(m), 3)}
-            for i, (pi, m) in enumerate(zip(p, margin))]
 
 
 def _predict(args) -> int:
     if args.threshold is not None and not 0 < args.threshold < 1:
         raise MnistlabError("--threshold must be a probability in (0, 1)")
-    from mnistlab.data.images import image_files, load_images  # the same input rules as `mnistlab predict`
-
-    x = load_images(args.images, invert=args.invert)  # (N, 1, 28, 28) uint8, MNIST polarity
-    rows = predict(args.run, x, threshold=args.threshold)
+    x = load_images(args.images, invert=args.invert)  # (N, 1, 28, 28) uint8, MNIST polarity: `predict`'s rules
+    rows = api.detect_digits(args.run, x, threshold=args.threshold)
     path = Path(args.images)
     if not (path.suffix.lower() == ".npy" and path.is_file()):
         for r, f in zip(rows, image_files(path)):
@@ -53,11 +31,11 @@ def register(sub) -> None:
     t.add_argument("--model", help="backbone model name (default cnn-small)")
     t.add_argument("--families", help="comma-separated generator families (default: all; `mnistlab negatives list`)")
     t.add_argument("--no-lofo", dest="lofo", action="store_false", default=None,
-                   help="skip the leave-one-family-out detectors")
+                   help="skip the leave-one-family-out detectors (default: train them)")
     t.set_defaults(func=lambda a: run_training(a, "detector", command="detect", keys=("model", "families", "lofo")))
     q = dsub.add_parser("predict", help="p(digit) of each image (JSON)")
     q.add_argument("--run", required=True, help="a detector run folder")
     q.add_argument("--images", required=True, help=".npy of uint8 (N, 28, 28), an image file or a folder of images")
-    q.add_argument("--invert", action="store_true", help="dark ink on light paper → MNIST polarity")
+    q.add_argument("--invert", action="store_true", help="dark ink on light paper → MNIST polarity (default: light ink on dark, as MNIST)")
     q.add_argument("--threshold", type=float, help="p(digit) threshold (default: the run's, chosen on validation)")
     q.set_defaults(func=_predict)

@@ -3,14 +3,11 @@ from __future__ import annotations
 
 import json
 
+from mnistlab import api
+
 
 def _list(args) -> int:
-    from mnistlab.data import DATASETS
-    from mnistlab.methods import METHODS
-    from mnistlab.models import MODELS
-
-    out = {"datasets": DATASETS.names(), "models": MODELS.names(),
-           "methods": {n: METHODS.info(n).get("task") for n in METHODS.names()}}
+    out = api.catalogue()
     if args.json:
         print(json.dumps(out))
         return 0
@@ -22,5 +19,5 @@ def _list(args) -> int:
 
 def register(sub) -> None:
     p = sub.add_parser("list", help="datasets, models and methods")
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--json", action="store_true", help="print them as JSON (default: three lines)")
     p.set_defaults(func=_list)

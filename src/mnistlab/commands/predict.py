@@ -6,13 +6,12 @@ import sys
 from pathlib import Path
 
 from mnistlab import fileio
+from mnistlab.data.images import image_files, load_npy, read_images
+from mnistlab.data.inputs import to_model_images
+from mnistlab.predict import predict
 
 
 def _run(args) -> int:
-    from mnistlab.data.images import image_files, load_npy, read_images
-    from mnistlab.data.inputs import to_model_images
-    from mnistlab.predict import predict
-
     rule = _image_input(args.run)
     path = Path(args.images)
     files, skipped = None, []
@@ -55,10 +54,10 @@ def register(sub) -> None:
     p.add_argument("--run", required=True, help="a finished classifier run folder")
     p.add_argument("--images", required=True,
                    help=".npy (uint8 0–255 or float 0–1, N×28×28 or N×1×28×28), a PNG/JPEG file or a folder of them")
-    p.add_argument("--invert", action="store_true", help="dark ink on light paper (scans, photos)")
-    p.add_argument("--detector", help="a digit / non-digit detector run folder: adds p_digit and is_digit")
-    p.add_argument("--json", action="store_true", help="one JSON object per image")
-    p.add_argument("--device", default="cpu", help="cpu (default) | auto | cuda | cuda:N | mps: where to run the model")
+    p.add_argument("--invert", action="store_true", help="dark ink on light paper (scans, photos; default: light ink on dark, as MNIST)")
+    p.add_argument("--detector", help="a digit / non-digit detector run folder: adds p_digit and is_digit (default: none)")
+    p.add_argument("--json", action="store_true", help="one JSON object per image (default: a tab-separated line each)")
+    p.add_argument("--device", default="cpu", help="where to run the model: cpu | auto | cuda | cuda:N | mps (default cpu)")
     p.add_argument("--strict", action="store_true",
                    help="a bad image in a folder is an error (default: reported on stderr and skipped)")
     p.set_defaults(func=_run)

@@ -50,7 +50,7 @@ class FewLabelConfig(TrainConfig):
 def resolve_recipe(cfg: FewLabelConfig) -> FewLabelConfig:
     """The report's recipe overrides the optimisation settings. Applied after config.json is written, so the methods
     save the settings actually used as config_resolved.json."""
-    recipe = cfg.recipe if cfg.recipe != "auto" else ("report" if cfg.model.startswith("seed-") else "ours")
+    recipe = cfg.recipe if cfg.recipe != "auto" else ("report" if cfg.model.startswith("report-") else "ours")
     if recipe not in ("ours", "report"):
         raise MnistlabError(f"unknown recipe {cfg.recipe!r}; valid: auto, ours, report")
     if cfg.augment_mode not in ("online", "offline"):

@@ -1,4 +1,4 @@
-"""Few-label CNN baseline: a CNN trained on the labelled images only (± augmentation). `--model seed-cnn` is the seed
+"""Few-label CNN baseline: a CNN trained on the labelled images only (± augmentation). `--model report-cnn` is the seed
 report's network with its recipe; the default `cnn` (batch norm) with ours."""
 from __future__ import annotations
 
@@ -12,13 +12,13 @@ from mnistlab.runs import Run
 
 @dataclass
 class CNNConfig(FewLabelConfig):
-    model: str = "rotnet-cnn"  # the same network as rotnet's, from scratch; `cnn` (foundation) or seed-cnn also work
+    model: str = "rotnet-cnn"  # the same network as rotnet's, from scratch; `cnn` (foundation) or report-cnn also work
     steps: int = 300  # AdamW steps of 32 of the 80 labelled images (120 epochs), cosine
     batch_size: int = 32
     lr: float = 2e-3
     weight_decay: float = 5e-4
     label_smoothing: float = 0.1
-    dropout: float = 0.3  # before the classifier (ours; seed-cnn has its own 0.5)
+    dropout: float = 0.3  # before the classifier (ours; report-cnn has its own 0.5)
 
 
 BUDGETS = {

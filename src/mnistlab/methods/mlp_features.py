@@ -1,5 +1,5 @@
 """Few-label MLP on the seed report's 112 hand-made features (`data/features.py`), ± augmentation (the images are
-augmented, then the features are computed from them). `--model seed-mlp` is the report's network with its recipe."""
+augmented, then the features are computed from them). `--model report-mlp` is the report's network with its recipe."""
 from __future__ import annotations
 
 from dataclasses import dataclass

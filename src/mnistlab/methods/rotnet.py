@@ -64,7 +64,7 @@ PRETEXT_BUDGETS: dict[str, dict[str, Any]] = {
     "full": {},
 }
 # the seed report's network is 6× the compute of rotnet-cnn and has no batch norm: fewer, smaller steps, lower lr
-MODEL_DEFAULTS: dict[str, dict[str, Any]] = {"seed-rotnet": {"steps": 250, "batch_size": 32, "lr": 1e-3}}
+MODEL_DEFAULTS: dict[str, dict[str, Any]] = {"report-rotnet": {"steps": 250, "batch_size": 32, "lr": 1e-3}}
 
 
 def pretext_root() -> Path:
@@ -274,7 +274,7 @@ def transfer_weights(pretext: torch.nn.Module, target: torch.nn.Module) -> list[
 
 @dataclass
 class RotNetConfig(FewLabelConfig):
-    model: str = "rotnet-cnn"  # seed-rotnet: the report's network; rotnet-cnn: ours (batch norm)
+    model: str = "rotnet-cnn"  # report-rotnet: the report's network; rotnet-cnn: ours (batch norm)
     transfer: str = "finetune"  # finetune: every weight trains | frozen: convs fixed, head trained (the report's)
     pretext_budget: str = ""  # "" = smoke for a smoke run, else full (quick and full share one cached pretext)
     pretext_steps: int = 0  # >0: pretext steps instead of its budget's (`mnistlab run` shortens it on a slow CPU)

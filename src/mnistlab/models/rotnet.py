@@ -1,7 +1,7 @@
 """A light CNN backbone for RotNet (and the few-label CNN baseline): batch norm, early stride, ≈ 5.5 M MACs per image.
 
 `rotnet-cnn` (widths 16-32-64): conv 28² → stride-2 conv → conv 14² → pool → 2 × conv 7² → global average pool →
-MLP head. Six times cheaper than the seed report's `seed-rotnet` (≈ 36 M MACs), which matters on 2 shared CPU cores:
+MLP head. Six times cheaper than the seed report's `report-rotnet` (≈ 36 M MACs), which matters on 2 shared CPU cores:
 the rotation pretext sees all 60 000 training images in all four rotations. Same `features` / `head` split as the
 seed models, so RotNet transfer treats them alike.
 """

@@ -1,9 +1,10 @@
 """`mnistlab run`: the study as ordered stages, each writing a section of the HTML report into its own folder.
 
-A stage is a function `stage(ctx) -> section dict` (see `report.html`), registered with its order, title, a time
-estimate per budget (seconds on the reference machine of `_pace.py`), the share of its quick time a pace does not
-shorten (`fixed`) and optionally the lowest pace it accepts (`min_pace`). Stages drive the other commands through the CLI contract (`ctx.cli(...)`), with `--resume`, so a
-stage killed half-way continues its finished runs. A finished stage is reused while its key (stage, budget, pace, code
+A stage is a function `stage(ctx) -> Section` (see `report.html`), one file each, registered with a `StageInfo`: its
+title, a time estimate per budget (seconds on the reference machine of `_pace.py`), the share of its quick time a
+pace does not shorten (`fixed`) and optionally the lowest pace it accepts (`min_pace`). `ORDER` lists the stages in
+report order. Stages call `api` functions with typed settings, with `resume=True`, so a stage killed half-way
+continues its finished runs. A finished stage is reused while its key (stage, budget, pace, code
 version) is unchanged and the stages it uses are as they were then (a GAN section scored while the classification
 stage had failed is scored again once it succeeds); `--force` recomputes. The `quick` budget is sized to the machine by a pace (`_pace.py`).
 """
@@ -15,16 +16,32 @@ import shutil
 import sys
 import time
 import traceback
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from mnistlab import fileio
 from mnistlab.errors import MnistlabError
 from mnistlab.pipeline import _pace
-from mnistlab.registry import Registry
+from mnistlab.pipeline._sections import run_folder_section
+from mnistlab.registry import Info, Registry
+from mnistlab.runs import cpu_name
 
-STAGES: Registry = Registry("stage", "mnistlab.pipeline")
+
+@dataclass(frozen=True)
+class StageInfo(Info):
+    """What a stage registers beside its function."""
+
+    title: str
+    estimate: dict[str, float] = field(default_factory=dict)  # budget → seconds on `_pace.REFERENCE`'s machine
+    fixed: float = 0.2  # share of its quick time that a pace does not shorten (data loading, evaluation…)
+    min_pace: float = 0.0  # the lowest pace it accepts (the headline keeps a schedule worth showing)
+    uses: tuple[str, ...] = ()  # stages whose folders it reads (a change of theirs recomputes it)
+
+
+STAGES: Registry = Registry("stage", "mnistlab.pipeline", info=StageInfo)
+# the report's order; a registered stage missing here runs after these, by name
+ORDER = ["data", "seed-report", "ssl", "classification", "detector", "gan", "fashion"]
 
 
 def code_version() -> str:
@@ -39,7 +56,7 @@ def code_version() -> str:
 
 @dataclass
 class Context:
-    """What a stage gets: its folder, the budget, and a way to call mnistlab commands."""
+    """What a stage gets: its folder, the budget, the pace, and the stage folders it may read."""
 
     dir: Path
     budget: str
@@ -47,28 +64,17 @@ class Context:
     pace: float = 1.0  # quick only: the share of the written training schedules this machine runs (see _pace.py)
     uses: tuple[str, ...] = ()  # the stages this one may read (its registered `uses`)
 
-    def cli(self, *argv: Any) -> None:
-        """Run a mnistlab command in-process; a failure raises MnistlabError with the command's message."""
-        from mnistlab.cli import build_parser
-
-        args = [str(a) for a in argv]
-        try:
-            ns = build_parser().parse_args(args)
-        except SystemExit as e:
-            raise MnistlabError(f"bad stage command: mnistlab {' '.join(args)}") from e
-        code = ns.func(ns)
-        if code:
-            raise MnistlabError(f"`mnistlab {' '.join(args)}` exited with {code}")
-
-    def sets(self, table: dict[str, dict[str, Any]], paced: tuple[str, ...] = _pace.PACED) -> list[str]:
-        """`--set key=value` flags for this budget from a stage's {budget: {field: value}} table.
+    def settings(self, table: dict[str, dict[str, Any]], paced: tuple[str, ...] = _pace.PACED) -> dict[str, Any]:
+        """This budget's config fields from a stage's {budget: {field: value}} table, at the study's pace.
 
         `mnistlab run --budget quick` must show every section in ≤ 30 min, so its stages train shorter than the
-        commands' own `quick` budgets, and at the study's pace (the `PACED` fields scaled); the section's command line
-        carries these flags, so it reproduces exactly.
+        commands' own `quick` budgets, and at the study's pace (the `PACED` fields scaled).
         """
-        return [a for k, v in table.get(self.budget, {}).items()
-                for a in ("--set", f"{k}={_pace.scale(k, v, self.pace, paced)}")]
+        return {k: _pace.scale(k, v, self.pace, paced) for k, v in table.get(self.budget, {}).items()}
+
+    def sets(self, table: dict[str, dict[str, Any]], paced: tuple[str, ...] = _pace.PACED) -> list[str]:
+        """The same settings as `--set key=value` flags: the section's command line, which reproduces it."""
+        return [a for k, v in self.settings(table, paced).items() for a in ("--set", f"{k}={v}")]
 
     def rel(self, path: Path) -> str:
         return str(Path(path).resolve().relative_to(self.dir.resolve()))
@@ -96,7 +102,8 @@ def finished_key(study_dir: Path, name: str) -> str | None:
 
 
 def ordered_stages() -> list[str]:
-    return sorted(STAGES.names(), key=lambda n: STAGES.info(n)["order"])
+    names = STAGES.names()
+    return [n for n in ORDER if n in names] + [n for n in names if n not in ORDER]
 
 
 def run_stage(name: str, *, study_dir: Path, budget: str, force: bool, pace: float = 1.0) -> dict:
@@ -105,7 +112,7 @@ def run_stage(name: str, *, study_dir: Path, budget: str, force: bool, pace: flo
     key = stage_key(name, budget, _pace.stage_pace(STAGES.info(name), pace))
     key_file, sec_file = d / "stage.key", d / "section.json"
     info = STAGES.info(name)
-    uses = {u: finished_key(study_dir, u) for u in info.get("uses", ())}
+    uses = {u: finished_key(study_dir, u) for u in info.uses}
     if not force and sec_file.exists() and key_file.exists() and key_file.read_text() == key:
         try:
             sec = fileio.read_json(sec_file)
@@ -131,7 +138,7 @@ def run_stage(name: str, *, study_dir: Path, budget: str, force: bool, pace: flo
         except MnistlabError:
             pass
         sec = {"status": "failed", "message": msg.splitlines()[0] if msg else type(e).__name__}
-    sec = {"id": name, "title": info["title"], "seconds": round(time.time() - t0, 1), **sec}
+    sec = {"id": name, "title": info.title, "seconds": round(time.time() - t0, 1), **sec}
     if uses:
         sec["uses"] = uses
     fileio.write_json(sec_file, sec)
@@ -167,8 +174,6 @@ def study_pace(out: Path, *, budget: str, pace: float | None = None, force: bool
                 return rec
         except MnistlabError:
             pass  # unreadable: measure again
-    from mnistlab.runs import cpu_name
-
     step = _pace.calibrate()
     speed = step / _pace.REFERENCE["step_seconds"]
     infos = [STAGES.info(n) for n in ordered_stages()]  # the whole study's, whichever stages this call runs
@@ -206,7 +211,7 @@ def run_study(out: Path, *, budget: str, force: bool = False, only: list[str] | 
         # what remains, corrected by how the stages computed so far compared with their prediction
         ratio = measured / expected if expected > 0 else 1.0
         remaining = ratio * sum(predicted[n] for n in names[i:])
-        print(f"[{i + 1}/{len(names)}] {STAGES.info(name)['title']} — about {_mins(remaining)} left "
+        print(f"[{i + 1}/{len(names)}] {STAGES.info(name).title} — about {_mins(remaining)} left "
               f"(elapsed {_mins(time.time() - t_start)})", file=sys.stderr, flush=True)
         t0 = time.time()
         sec = run_stage(name, study_dir=out, budget=budget, force=force, pace=rec["pace"])
@@ -232,8 +237,6 @@ def read_section(path: Path) -> dict:
 
 def collect_sections(paths: list[Path]) -> list[tuple[dict, Path]]:
     """Sections from study folders (their stage folders' section.json) or single run folders (a generic section)."""
-    from mnistlab.pipeline._sections import run_folder_section
-
     out: list[tuple[dict, Path]] = []
     for p in paths:
         p = Path(p)
@@ -247,7 +250,7 @@ def collect_sections(paths: list[Path]) -> list[tuple[dict, Path]]:
             subs = [s for s in sorted(p.iterdir()) if (s / "section.json").exists()]
             if not subs:
                 raise MnistlabError(f"{p} holds neither a study nor a run folder")
-            order = {n: STAGES.info(n)["order"] for n in ordered_stages()}
-            subs.sort(key=lambda s: order.get(s.name, 99))
+            order = ordered_stages()
+            subs.sort(key=lambda s: order.index(s.name) if s.name in order else len(order))
             out += [(read_section(s / "section.json"), s) for s in subs]
     return out

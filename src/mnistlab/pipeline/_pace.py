@@ -15,6 +15,13 @@ from __future__ import annotations
 import time
 from typing import Any
 
+import torch
+import torch.nn.functional as F
+
+from mnistlab.errors import MnistlabError
+from mnistlab.models import create_model
+from mnistlab.precision import autocast, channels_last, prepare_module, resolve_precision
+
 LEVELS = (1.0, 0.8, 0.6, 0.5, 0.4, 0.3, 0.25, 0.2, 0.15)  # the paces a study may get: few, so that similar machines agree
 # the study issue's 30 min, less a margin: the same idle machine calibrated 0.55–0.65 s from one run to the next
 TARGET_SECONDS = 27 * 60
@@ -31,12 +38,6 @@ FRACTIONAL = ("epochs", "lofo_epochs")  # float fields: 3 epochs at pace 0.25 ar
 def calibrate(*, steps: int = 6, warmup: int = 3, batch: int = 256) -> float:
     """Seconds per training step of `cnn` (forward, loss, backward, AdamW) on `batch` 28×28 images, in the precision
     and layout the methods use here (`precision=auto`, channels_last); the median of `steps` timed steps."""
-    import torch
-    import torch.nn.functional as F
-
-    from mnistlab.models import create_model
-    from mnistlab.precision import autocast, channels_last, prepare_module, resolve_precision
-
     precision = resolve_precision("auto")
     gen = torch.Generator().manual_seed(0)
     net = prepare_module(create_model("cnn", in_shape=(1, 28, 28), num_classes=10).train(), precision)
@@ -94,8 +95,6 @@ def scale(key: str, value: Any, pace: float, paced: tuple[str, ...] = PACED) -> 
 
 def parse_pace(text: str | None) -> float | None:
     """`--pace auto|X` → None (calibrate) or one of `LEVELS`."""
-    from mnistlab.errors import MnistlabError
-
     if text is None or text == "auto":
         return None
     try:

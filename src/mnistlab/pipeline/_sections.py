@@ -5,6 +5,7 @@ from pathlib import Path
 from typing import Any
 
 from mnistlab import fileio
+from mnistlab.models import create_model, layer_summary
 
 SKIP_KEYS = {"method", "dataset", "budget"}
 
@@ -87,8 +88,6 @@ def architecture_table(run_dir: Path, *, prefix: str = "") -> dict | None:
     """The network a run trained (from its model.json, no weights needed) as the seed report drew it: one row per
     weight layer (convolution or linear) with the layers that follow it up to the next (batch norm, activation,
     pooling, dropout), the output shape (channels × height × width, or units) and the parameters."""
-    from mnistlab.models import create_model, layer_summary
-
     spec_file = Path(run_dir) / "model.json"
     if not spec_file.exists():
         return None

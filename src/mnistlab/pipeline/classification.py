@@ -2,27 +2,26 @@
 learning-rate / hidden-size studies, 60/20/20 selection and k-fold CV, posteriors, and the two kinds of rejection."""
 from __future__ import annotations
 
-from mnistlab import fileio
+from mnistlab import api
 from mnistlab.pipeline import STAGES, Context
 from mnistlab.pipeline._sections import architecture_table, class_report_table, figures, metrics, metrics_table
+from mnistlab.pipeline._study import StudyConfig, run_study_kind
+from mnistlab.report.html import Section
 
 # The study's sweeps are the slowest part; at `quick` they run at their own smoke budget so that the whole
 # `mnistlab run` stays within ~30 min — `mnistlab study NAME --budget quick` gives the fuller curves.
 STUDY_BUDGET = {"smoke": "smoke", "quick": "smoke", "full": "quick"}
-
-
 # `run --budget quick`: 3 epochs of the CNN (≈ 99.3 %, ≈ 1.5 min) instead of the command's 12 (≈ 99.6 %, ≈ 6 min)
 SETS = {"cnn": {"quick": {"epochs": 3}}, "mlp": {"quick": {"epochs": 6}}}
 
 
-@STAGES.register("classification", order=4, title="Classification study: supervised CNN and MLP, splits, "
-                 "posteriors, rejection", estimate={"smoke": 120, "quick": 654, "full": 7200}, fixed=0.3)
-def stage(ctx: Context) -> dict:
-    rows, figs, tables, paras = [], [], [], []
+def supervised_part(ctx: Context, tables: list, figs: list) -> None:
+    """Q1 — the CNN and the MLP on the official 60k / 10k split."""
+    rows = []
     for model in ("cnn", "mlp"):
         out = ctx.dir / f"supervised-{model}"
-        ctx.cli("supervised", "--model", model, "--budget", ctx.budget, "--seed", 0, *ctx.sets(SETS[model]), "--out", out,
-                "--resume")
+        api.train("supervised", command="supervised", out=out, resume=True, budget=ctx.budget,
+                  overrides={"model": model, "seed": 0, **ctx.settings(SETS[model])})
         rows.append((model, metrics(out)))
         figs += figures(out, ctx.dir, names=[n for n in ("learning_curves.png", "confusion.png", "prediction_0.png",
                                                          "prediction_2.png", "mistakes.png")
@@ -32,23 +31,23 @@ def stage(ctx: Context) -> dict:
                                       "test)"))
     tables += [class_report_table(ctx.dir / f"supervised-{m}", title=f"Q1 — {m}: per-class report (test set)")
                for m in ("cnn", "mlp")]
-    tables += [architecture_table(ctx.dir / f"supervised-{m}", prefix="Q1 — ")
-               for m in ("cnn", "mlp")]
-    cnn = ctx.dir / "supervised-cnn"
+    tables += [architecture_table(ctx.dir / f"supervised-{m}", prefix="Q1 — ") for m in ("cnn", "mlp")]
 
-    # Q4 — posteriors of every image of the base, and whether each row sums to 1
+
+def posterior_part(ctx: Context, paras: list, figs: list) -> None:
+    """Q4 — posteriors of every image of the base, and whether each row sums to 1."""
     post = ctx.dir / "posteriors"
-    ctx.cli("posteriors", "--run", cnn, "--out", post)
-    p = fileio.read_json(post / "posteriors.json")
+    p = api.posteriors(ctx.dir / "supervised-cnn", out=post)
     paras.append(f"Q4 — posteriors of the CNN for {p['images']} images ({p['order']}): max |Σp − 1| = "
                  f"{p['max_abs_sum_error']:.2e}; every row sums to 1 within 1e-5: {p['all_rows_sum_to_one']}. "
                  f"Recognition rate on the whole base: {p['recognition_rate']['all']:.4f}.")
     figs += figures(post, ctx.dir, prefix="posteriors: ")
 
-    # Q5 — ambiguity (Chow, margin) and distance rejection, with Fashion-MNIST and noise as outliers
+
+def reject_part(ctx: Context, tables: list, paras: list, figs: list) -> None:
+    """Q5 — ambiguity (Chow, margin) and distance rejection, with Fashion-MNIST and noise as outliers."""
     rej = ctx.dir / "reject"
-    ctx.cli("reject", "--run", cnn, "--ood", "fashion-mnist", "--out", rej)
-    r = fileio.read_json(rej / "reject.json")
+    r = api.reject(ctx.dir / "supervised-cnn", out=rej, ood=["fashion-mnist"])
     paras += [f"Q5 — {line}" for line in r.get("interpretation", [])]
     frac = r.get("rejected_fraction", {})
     if frac:
@@ -65,27 +64,34 @@ def stage(ctx: Context) -> dict:
                                                          d["accuracy_accepted"], d["error_accepted"])]})
     figs += figures(rej, ctx.dir, prefix="rejection: ")
 
-    # Q1.6/Q1.7/Q2 — studies of iterations, learning rate, hidden size; 60/20/20 selection and k-fold CV
+
+def cv_tables(s: dict, paras: list) -> list:
+    """Q2 — the 60/20/20 selection and the k-fold CV of the selected candidate."""
+    sel, kf = s.get("selected", {}), s.get("kfold") or {}
+    paras.append(f"Q2 — {s.get('protocol')}: selected {sel.get('name')} on validation "
+                 f"(val acc. {sel.get('val_accuracy', float('nan')):.4f}); test once: "
+                 f"{s.get('selected_test_accuracy', float('nan')):.4f}. "
+                 + (f"{kf.get('k')}-fold CV: test {kf.get('test_accuracy_mean', 0):.4f} ± "
+                    f"{kf.get('test_accuracy_std', 0):.4f}." if kf else ""))
+    out = [{"title": "Q2 — 60/20/20: candidates compared on the validation part (test kept aside)",
+            "columns": ["candidate", "train acc.", "val acc.", "val loss"],
+            "rows": [[c["name"], c.get("train_accuracy"), c.get("val_accuracy"), c.get("val_loss")]
+                     for c in s.get("candidates", [])]}]
+    if kf.get("folds"):
+        out.append({"title": f"Q2 — {kf['k']}-fold cross-validation of {sel.get('name')} ({kf.get('on')})",
+                    "columns": ["fold", "val acc.", "test acc."],
+                    "rows": [[f["fold"], f["val_accuracy"], f["test_accuracy"]] for f in kf["folds"]]})
+    return out
+
+
+def study_part(ctx: Context, tables: list, paras: list, figs: list) -> None:
+    """Q1.6/Q1.7/Q2 — studies of iterations, learning rate, hidden size; 60/20/20 selection and k-fold CV."""
     sb = STUDY_BUDGET[ctx.budget]
     for name in ("iterations", "lr", "hidden", "cv"):
         out = ctx.dir / f"study-{name}"
-        ctx.cli("study", name, "--budget", sb, "--out", out)
-        s = fileio.read_json(out / "study.json")
+        s = run_study_kind(StudyConfig(study=name, budget=sb), out)
         if name == "cv":
-            sel, kf = s.get("selected", {}), s.get("kfold") or {}
-            paras.append(f"Q2 — {s.get('protocol')}: selected {sel.get('name')} on validation "
-                         f"(val acc. {sel.get('val_accuracy', float('nan')):.4f}); test once: "
-                         f"{s.get('selected_test_accuracy', float('nan')):.4f}. "
-                         + (f"{kf.get('k')}-fold CV: test {kf.get('test_accuracy_mean', 0):.4f} ± "
-                            f"{kf.get('test_accuracy_std', 0):.4f}." if kf else ""))
-            tables.append({"title": "Q2 — 60/20/20: candidates compared on the validation part (test kept aside)",
-                           "columns": ["candidate", "train acc.", "val acc.", "val loss"],
-                           "rows": [[c["name"], c.get("train_accuracy"), c.get("val_accuracy"), c.get("val_loss")]
-                                    for c in s.get("candidates", [])]})
-            if kf.get("folds"):
-                tables.append({"title": f"Q2 — {kf['k']}-fold cross-validation of {sel.get('name')} ({kf.get('on')})",
-                               "columns": ["fold", "val acc.", "test acc."],
-                               "rows": [[f["fold"], f["val_accuracy"], f["test_accuracy"]] for f in kf["folds"]]})
+            tables += cv_tables(s, paras)
         else:
             tables.append({"title": f"study: {name} ({s.get('model')}, split {s.get('split')}, budget {sb})",
                            "columns": [name, "train acc.", "test acc.", "test loss", "seconds"],
@@ -93,6 +99,17 @@ def stage(ctx: Context) -> dict:
                                      r_.get("test_loss"), r_.get("wall_seconds")] for r_ in s["rows"]]})
         figs += figures(out, ctx.dir, names=[n for n in ("study.png", "study_history.png") if (out / n).exists()],
                         prefix=f"study {name}: ")
+
+
+@STAGES.register("classification", title="Classification study: supervised CNN and MLP, splits, posteriors, "
+                 "rejection", estimate={"smoke": 120, "quick": 654, "full": 7200}, fixed=0.3)
+def stage(ctx: Context) -> Section:
+    figs, tables, paras = [], [], []
+    supervised_part(ctx, tables, figs)
+    posterior_part(ctx, paras, figs)
+    reject_part(ctx, tables, paras, figs)
+    study_part(ctx, tables, paras, figs)
+    sb = STUDY_BUDGET[ctx.budget]
     return {"command": f"mnistlab supervised --model cnn --budget {ctx.budget} --seed 0 "
                        f"{' '.join(ctx.sets(SETS['cnn']))} --out DIR; mnistlab "
                        "posteriors --run DIR; mnistlab reject --run DIR --ood fashion-mnist; mnistlab study "

@@ -1,22 +1,21 @@
-"""Stage 1 — the data: sizes, class counts, a-priori class probabilities, example grids (brief Q1.1 and Q3)."""
+"""Stage — the data: sizes, class counts, a-priori class probabilities, example grids (brief Q1.1 and Q3)."""
 from __future__ import annotations
 
 import numpy as np
 
-from mnistlab import fileio
+from mnistlab import api, fileio
 from mnistlab.pipeline import STAGES, Context
+from mnistlab.report import plots
+from mnistlab.report.html import Section
 
 
-@STAGES.register("data", order=1, title="Data: MNIST and Fashion-MNIST",
-                 estimate={"smoke": 5, "quick": 10, "full": 10}, fixed=1.0)
-def stage(ctx: Context) -> dict:
-    from mnistlab.commands.data import stats
-    from mnistlab.report import plots
-
+@STAGES.register("data", title="Data: MNIST and Fashion-MNIST", estimate={"smoke": 5, "quick": 10, "full": 10},
+                 fixed=1.0)
+def stage(ctx: Context) -> Section:
     tables, figures = [], []
     for name in ("mnist", "fashion-mnist"):
-        s = stats(name)
-        ctx.cli("data", "show", "--dataset", name, "--n", 32, "--out", ctx.dir / f"{name}_examples.png")
+        s = api.dataset_stats(name)
+        api.example_grid(name, ctx.dir / f"{name}_examples.png", n=32)
         figures.append({"path": f"{name}_examples.png", "caption": f"{name}: 32 random training images"})
         fig = plots.bar_chart(s["priors"]["all"], s["classes"], title=f"{name}: a-priori class probabilities "
                               f"(frequencies over all {s['train_size'] + s['test_size']} images)", ylabel="P(class)")

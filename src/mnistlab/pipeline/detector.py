@@ -1,23 +1,25 @@
 """Stage — is there a digit? The detector trained against generated images, judged on images it never saw."""
 from __future__ import annotations
 
+from mnistlab import api
 from mnistlab.methods import METHODS
 from mnistlab.pipeline import STAGES, Context
 from mnistlab.pipeline._sections import figures, metrics
+from mnistlab.report.html import Section
 
 
 # `run --budget quick`: 1.5 epochs and 0.3 epoch per left-out family (13 of them) instead of 3 and 1
 SETS = {"quick": {"epochs": 1.5, "lofo_epochs": 0.3}}
 
 
-@STAGES.register("detector", order=5, title="Digit / non-digit detector", estimate={"smoke": 40, "quick": 580,
-                                                                                   "full": 1800}, fixed=0.2)
-def stage(ctx: Context) -> dict:
+@STAGES.register("detector", title="Digit / non-digit detector", estimate={"smoke": 40, "quick": 580, "full": 1800},
+                 fixed=0.2)
+def stage(ctx: Context) -> Section:
     if "detector" not in METHODS:
         return {"status": "skipped", "message": "no detector method is registered"}
     out = ctx.dir / "detector"
-    ctx.cli("detect", "train", "--dataset", "mnist", "--budget", ctx.budget, "--seed", 0, *ctx.sets(SETS), "--out", out,
-            "--resume")
+    api.train("detector", command="detect", out=out, resume=True, budget=ctx.budget,
+              overrides={"dataset": "mnist", "seed": 0, **ctx.settings(SETS)})
     m = metrics(out)
     rows = [[k, m.get(k)] for k in ("accuracy", "val_accuracy", "digit_recall", "nondigit_recall", "auroc_fashion",
                                     "fpr95_fashion", "lofo_min_accuracy", "threshold_p_digit", "wall_seconds")

@@ -1,10 +1,11 @@
 """Stage — beyond digits: the same code on Fashion-MNIST (supervised and few labels)."""
 from __future__ import annotations
 
-from mnistlab import fileio
-from mnistlab.commands.fewlabel import default_method
+from mnistlab import api, fileio
+from mnistlab.methods.recipes import default_method
 from mnistlab.pipeline import STAGES, Context
 from mnistlab.pipeline._sections import figures, metrics, per_class_table
+from mnistlab.report.html import Section
 
 
 # The clothes recipe of benchmarks/fashion.py (padded random crop + mirror instead of the digits' rotation and zoom,
@@ -20,21 +21,22 @@ def model_of(run_dir) -> str | None:
     return fileio.read_json(cfg).get("model") if cfg.exists() else None
 
 
-@STAGES.register("fashion", order=7, title="Fashion-MNIST: the same code on clothes",
+@STAGES.register("fashion", title="Fashion-MNIST: the same code on clothes",
                  estimate={"smoke": 30, "quick": 1313, "full": 4500}, fixed=0.1)
-def stage(ctx: Context) -> dict:
+def stage(ctx: Context) -> Section:
     rows, figs, tables = [], [], []
     sup = ctx.dir / "supervised"
-    ctx.cli("supervised", "--dataset", "fashion-mnist", "--budget", ctx.budget, "--seed", 0, *ctx.sets(SUP_SETS), "--out", sup,
-            "--resume")
+    api.train("supervised", command="supervised", out=sup, resume=True, budget=ctx.budget,
+              overrides={"dataset": "fashion-mnist", "seed": 0, **ctx.settings(SUP_SETS)})
     m = metrics(sup)
     rows.append(["supervised (60k labels)", model_of(sup), m.get("test_accuracy"), m.get("wall_seconds")])
     figs += figures(sup, ctx.dir, names=["learning_curves.png", "confusion.png"], prefix="supervised: ")
     method = default_method("fashion-mnist")  # its budget presets and FEW_SETS set the schedule
     n = 100 if ctx.budget == "smoke" else 1000  # smoke runs train on a small subset: 10 labels per class fit
     fl = ctx.dir / f"fewlabel-{method}-{n}"
-    ctx.cli("fewlabel", "--dataset", "fashion-mnist", "--method", method, "--labels", n, "--split-seed", 0,
-            "--seed", 0, "--budget", ctx.budget, *ctx.sets(FEW_SETS), "--out", fl, "--resume")
+    api.train(method, command="fewlabel", out=fl, resume=True, budget=ctx.budget,  # --method given: no recipe
+              overrides={"dataset": "fashion-mnist", "labels": n, "split_seed": 0, "seed": 0,
+                         **ctx.settings(FEW_SETS)})
     m2 = metrics(fl)
     rows.append([f"{method}, {n} labels", model_of(fl), m2.get("test_accuracy"), m2.get("wall_seconds")])
     figs += figures(fl, ctx.dir, names=["confusion.png"], prefix=f"{method}, {n} labels: ")

@@ -1,10 +1,11 @@
 """Stage — a GAN that draws digits (and a conditional one that draws the digit asked for), measured."""
 from __future__ import annotations
 
-from mnistlab import fileio
+from mnistlab import api, fileio
 from mnistlab.methods import METHODS
 from mnistlab.pipeline import STAGES, Context
 from mnistlab.pipeline._sections import figures, metrics
+from mnistlab.report.html import Section
 
 
 # `run --budget quick` trains each GAN for 2 epochs (≈ 1.5 min each on 2 idle cores) instead of the command's 6
@@ -17,24 +18,24 @@ PACED = ("train_subset",)
 EVAL_N = {"smoke": 1000, "quick": 10000, "full": 10000}
 
 
-@STAGES.register("gan", order=6, title="GAN: drawing digits, epoch by epoch, measured",
+@STAGES.register("gan", title="GAN: drawing digits, epoch by epoch, measured",
                  estimate={"smoke": 40, "quick": 890, "full": 5400}, fixed=0.09,
                  min_pace=0.3, uses=("classification",))
-def stage(ctx: Context) -> dict:
+def stage(ctx: Context) -> Section:
     if "gan" not in METHODS:
         return {"status": "skipped", "message": "no GAN method is registered"}
     classifier = ctx.stage_dir("classification") / "supervised-cnn"
     # the study's own classifier scores the samples; without it (its stage failed or has not run) `gan eval` trains
     # its cached default, and the section says so
-    ev = ["--classifier", classifier] if (classifier / "metrics.json").exists() else []
+    have_clf = (classifier / "metrics.json").exists()
     n_eval = EVAL_N[ctx.budget]
     rows, figs, paras = [], [], []
     for cond in (False, True):
         name = "cgan" if cond else "gan"
         out = ctx.dir / name
-        ctx.cli("gan", "train", *(["--conditional"] if cond else []), "--dataset", "mnist", "--budget", ctx.budget,
-                "--seed", 0, *ctx.sets(SETS, PACED), "--out", out, "--resume")
-        ctx.cli("gan", "eval", "--run", out, "--n", n_eval, *ev)
+        api.train(name, command="gan train", out=out, resume=True, budget=ctx.budget,
+                  overrides={"dataset": "mnist", "seed": 0, **ctx.settings(SETS, PACED)})
+        api.evaluate_gan(out, classifier=classifier if have_clf else None, n=n_eval)
         m = metrics(out)
         ev_m = fileio.read_json(out / "gan_eval.json") if (out / "gan_eval.json").exists() else {}
         hist = ev_m.get("class_histogram", {})
@@ -52,11 +53,11 @@ def stage(ctx: Context) -> dict:
     paras.append("The discriminator is trained to tell training images from generated ones, then the generator to "
                  "make the discriminator call its images real (non-saturating loss); a fixed noise batch is drawn "
                  "at the end of every epoch (the grids below, epoch 0 = before training). See docs/gan.md.")
-    if not ev:
+    if not have_clf:
         paras.append("The classification stage's CNN was not there: the samples were scored by `gan eval`'s own "
                      "cached supervised classifier.")
     return {"command": f"mnistlab gan train [--conditional] --budget {ctx.budget} --seed 0 "
                        f"{' '.join(ctx.sets(SETS, PACED))} --out DIR; "
-                       f"mnistlab gan eval --run DIR --n {n_eval}{' --classifier CLASSIFIER_RUN' if ev else ''}",
+                       f"mnistlab gan eval --run DIR --n {n_eval}{' --classifier CLASSIFIER_RUN' if have_clf else ''}",
             "seeds": {"seed": 0},
             "paragraphs": paras, "tables": [table], "figures": figs}

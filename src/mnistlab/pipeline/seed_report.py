@@ -1,10 +1,12 @@
 """Stage — the seed report reproduced: MNIST with 100 labels, features+MLP, CNN, RotNet, ± augmentation."""
 from __future__ import annotations
 
+from mnistlab import api
 from mnistlab.methods import METHODS
 from mnistlab.methods.rotnet import PretextConfig
 from mnistlab.pipeline import STAGES, Context
 from mnistlab.pipeline._sections import architecture_table, class_report_table, figures, metrics, per_class_table
+from mnistlab.report.html import Section
 
 # The seed report's numbers (one unseeded run each, 80 train + 20 validation labels, 10k test).
 REPORT = {("mlp-features", False): 0.66, ("cnn", False): 0.71, ("rotnet", False): 0.77,
@@ -15,18 +17,19 @@ RUNS = [("mlp-features", False), ("cnn", False), ("cnn", True), ("rotnet", False
 ROTNET_SETS = {"quick": {"pretext_steps": PretextConfig.steps}}
 
 
-@STAGES.register("seed-report", order=2, title="The seed report: MNIST with 100 labels — features+MLP, CNN, RotNet",
+@STAGES.register("seed-report", title="The seed report: MNIST with 100 labels — features+MLP, CNN, RotNet",
                  estimate={"smoke": 60, "quick": 447, "full": 4500}, fixed=0.17)
-def stage(ctx: Context) -> dict:
+def stage(ctx: Context) -> Section:
     rows, figs = [], []
     for method, aug in RUNS:
         if method not in METHODS:
             continue
         name = f"{method}{'-aug' if aug else ''}"
         out = ctx.dir / name
-        sets = ctx.sets(ROTNET_SETS) if method == "rotnet" else []
-        ctx.cli("fewlabel", "--method", method, *(["--augment"] if aug else []), "--labels", 100, "--split-seed", 0,
-                "--seed", 0, "--budget", ctx.budget, *sets, "--out", out, "--resume")
+        sets = ctx.settings(ROTNET_SETS) if method == "rotnet" else {}
+        api.train(method, command="fewlabel", out=out, resume=True, budget=ctx.budget,
+                  overrides={**({"augment": True} if aug else {}), "labels": 100, "split_seed": 0, "seed": 0,
+                             **sets})
         m = metrics(out)
         rows.append([name, REPORT.get((method, aug)), m.get("test_accuracy"), m.get("val_accuracy"),
                      m.get("pretext_test_accuracy"), m.get("model"), m.get("wall_seconds")])

@@ -1,10 +1,11 @@
 """Stage — the headline: semi-supervised learning with 100 labels, beside the literature."""
 from __future__ import annotations
 
-from mnistlab import fileio
-from mnistlab.commands.fewlabel import default_method
+from mnistlab import api, fileio
+from mnistlab.methods.recipes import default_method
 from mnistlab.pipeline import STAGES, Context
 from mnistlab.pipeline._sections import figures, metrics
+from mnistlab.report.html import Section
 from mnistlab.runs import REPO
 
 # MNIST, 100 labels, test error % (sources in ANCHORS.md / benchmarks/results/fewlabel.md)
@@ -20,16 +21,16 @@ LABELS = {"smoke": [100], "quick": [100], "full": [10, 100, 1000]}
 SETS = {"quick": {"steps": 1000, "refine_rounds": 1, "refine_epochs": 1.0}}
 
 
-@STAGES.register("ssl", order=3, title="Semi-supervised learning: MNIST with 10 to 1000 labels",
+@STAGES.register("ssl", title="Semi-supervised learning: MNIST with 10 to 1000 labels",
                  estimate={"smoke": 40, "quick": 850, "full": 9000}, fixed=0.06,
                  min_pace=0.4)
-def stage(ctx: Context) -> dict:
+def stage(ctx: Context) -> Section:
     method = default_method()
     rows, figs = [], []
     for n in LABELS[ctx.budget]:
         out = ctx.dir / f"{method}-{n}"
-        ctx.cli("fewlabel", "--method", method, "--labels", n, "--split-seed", 0, "--seed", 0, "--budget", ctx.budget,
-                *ctx.sets(SETS), "--out", out, "--resume")
+        api.train(method, command="fewlabel", out=out, resume=True, budget=ctx.budget,
+                  overrides={"labels": n, "split_seed": 0, "seed": 0, **ctx.settings(SETS)})
         m = metrics(out)
         rows.append([f"mnistlab {method}, {n} labels", m.get("test_accuracy"),
                      100 * (1 - m["test_accuracy"]) if m.get("test_accuracy") is not None else None,

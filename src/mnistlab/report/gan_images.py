@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from mnistlab import fileio
+from mnistlab.report.plots import plt
 
 
 def tile(images: np.ndarray, *, cols: int, pad: int = 2, scale: int = 2) -> np.ndarray:
@@ -61,8 +62,6 @@ def save_gif(path: str | os.PathLike, frames: list[Path], *, ms: int = 500) -> N
 
 def gan_curves(history: list[dict]):
     """D and G losses (left) and the mean of D(x), D(G(z)) (right) against epochs: a matplotlib figure."""
-    from mnistlab.report.plots import plt
-
     fig, (ax_l, ax_d) = plt.subplots(1, 2, figsize=(10, 3.6))
     xs = [h.get("epoch", h.get("step")) for h in history]
     for key, label, ax in (("train_loss_d", "D loss", ax_l), ("train_loss_g", "G loss", ax_l),

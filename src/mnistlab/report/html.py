@@ -1,9 +1,7 @@
 """The self-contained HTML report: sections (JSON-able dicts) → one page, images embedded, no server, no internet.
 
-A section is a plain dict, saved as `section.json` by each stage of `mnistlab run`:
-    {"id", "title", "status": "ok"|"skipped"|"failed", "message", "command", "seeds", "seconds",
-     "paragraphs": [str], "tables": [{"title", "columns", "rows"}], "figures": [{"path", "caption"}]}
-Figure paths are relative to the section file's folder. Rendering is a pure function of these files.
+A section (`Section`, a JSON-able dict) is saved as `section.json` by each stage of `mnistlab run`. Figure paths are
+relative to the section file's folder. Rendering is a pure function of these files.
 """
 from __future__ import annotations
 
@@ -12,7 +10,35 @@ import html
 import math
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, TypedDict
+
+
+class Table(TypedDict):
+    title: str
+    columns: list[str]
+    rows: list[list[Any]]
+
+
+class Figure(TypedDict):
+    path: str  # relative to the section's folder
+    caption: str
+
+
+class Section(TypedDict, total=False):
+    """A report section. A stage returns the content keys; `pipeline.run_stage` adds id, title, seconds, uses."""
+
+    id: str
+    title: str
+    status: Literal["ok", "skipped", "failed"]
+    message: str  # why it was skipped or failed
+    command: str  # the command line that reproduces it
+    seeds: dict[str, int] | None
+    seconds: float | None
+    summary: str
+    paragraphs: list[str]
+    tables: list[Table]
+    figures: list[Figure]
+    uses: dict[str, str | None]  # the keys of the stages it was built on
 
 CSS = """
 body{font:15px/1.5 system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:0;color:#1b1f24;background:#fafafa}
@@ -61,7 +87,7 @@ def _figure(path: Path, caption: str) -> str:
             f"<figcaption>{html.escape(caption)}</figcaption></figure>")
 
 
-def render_section(sec: dict, base: Path) -> str:
+def render_section(sec: Section, base: Path) -> str:
     sid = html.escape(sec["id"])
     parts = [f"<section id='{sid}' class='status-{sec.get('status', 'ok')}'><h2>{html.escape(sec['title'])}</h2>"]
     meta = []
@@ -82,7 +108,7 @@ def render_section(sec: dict, base: Path) -> str:
     return "".join(parts)
 
 
-def render_report(sections: list[tuple[dict, Path]], *, title: str = "mnistlab report", intro: str = "") -> str:
+def render_report(sections: list[tuple[Section, Path]], *, title: str = "mnistlab report", intro: str = "") -> str:
     """[(section dict, folder its figure paths are relative to)] → a complete HTML page."""
     toc = "".join(f"<li><a href='#{html.escape(s['id'])}'>{html.escape(s['title'])}</a></li>" for s, _ in sections)
     body = "".join(render_section(s, b) for s, b in sections)

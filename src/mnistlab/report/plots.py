@@ -153,3 +153,17 @@ def feature_view(images: np.ndarray, feats: np.ndarray, *, titles: list[str] | N
         if i == 0:
             img.legend(fontsize=6, loc="lower left", framealpha=0.6)
     return fig
+
+
+def priors_vs_posteriors(priors: np.ndarray, mean_post: np.ndarray, classes):
+    """priors (K,) class frequencies beside the mean network posterior (K,): a grouped bar chart."""
+    fig, ax = plt.subplots(figsize=(6, 3))
+    xs = np.arange(len(priors))
+    ax.bar(xs - 0.2, priors, 0.4, label="a-priori P(class) = frequency")
+    ax.bar(xs + 0.2, mean_post, 0.4, label="mean network posterior")
+    ax.set_xticks(xs, classes, fontsize=8)
+    ax.set_ylabel("probability")
+    ax.legend(fontsize=7)
+    ax.grid(axis="y", alpha=0.3)
+    fig.tight_layout()
+    return fig

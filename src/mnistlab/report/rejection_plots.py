@@ -118,3 +118,17 @@ def study_curves(xs, series: dict[str, list], *, xlabel: str, ylabel: str, title
     ax.legend(fontsize=7)
     fig.tight_layout()
     return fig
+
+
+def rejection_figures(rules: dict[str, dict], curves: dict, fractions: dict[str, dict], distance_scores: dict, *,
+                      distance_threshold: float) -> dict[str, object]:
+    """The rejection study's figures by file name: rates and recognition vs threshold, risk–coverage, the fraction
+    of each input source rejected, and the histogram of distance scores."""
+    return {"reject_rates.png": rates_vs_threshold(rules, ("rejection_rate",), title="rejection rate vs threshold "
+                                                   "(test)", ylabel="%"),
+            "reject_recognition.png": rates_vs_threshold(
+                rules, ("accuracy_accepted", "recognition_rate"),
+                title="recognition rate vs threshold (test): on the accepted, and over all images", ylabel="%"),
+            "risk_coverage.png": risk_coverage(curves, rules),
+            "reject_ood.png": rejected_fractions(fractions),
+            "distance_hist.png": score_histograms(distance_scores, threshold=distance_threshold)}

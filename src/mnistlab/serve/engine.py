@@ -18,12 +18,15 @@ import numpy as np
 import torch
 from fastapi.concurrency import run_in_threadpool
 
-from mnistlab import select
+from mnistlab import infer, select
+from mnistlab.data import load_dataset
 from mnistlab.data.preprocess import preprocess
 from mnistlab.errors import MnistlabError
 from mnistlab.evaluate.metrics import softmax
+from mnistlab.evaluate.rejection import load_rejector
 from mnistlab.infer import mirror_tta
-from mnistlab.runs import load_run
+from mnistlab.models.gan import sample
+from mnistlab.runs import load_generator, load_run
 
 
 @dataclass
@@ -111,8 +114,6 @@ def _classes(dataset: str | None, k: int, spec: dict | None = None) -> tuple[str
     if spec and isinstance(spec.get("classes"), list) and len(spec["classes"]) == k:  # runs on user data record them
         return tuple(str(c) for c in spec["classes"])
     try:
-        from mnistlab.data import load_dataset
-
         classes = load_dataset(dataset).classes if dataset else ()
     except MnistlabError:
         classes = ()
@@ -121,8 +122,6 @@ def _classes(dataset: str | None, k: int, spec: dict | None = None) -> tuple[str
 
 def _load_rejector(run_dir: Path):
     """The run's rejector (`mnistlab reject --run DIR` saves one), or None."""
-    from mnistlab.evaluate.rejection import load_rejector
-
     return load_rejector(run_dir) if (run_dir / "rejector.json").exists() else None
 
 
@@ -130,8 +129,6 @@ def check_rejector(rej, model: torch.nn.Module, spec: dict, d: Path) -> None:
     """A rejector fitted on another model would fail every request (as the client's fault): refuse it at start."""
     if rej is None:
         return
-    from mnistlab import infer
-
     # the page's images are 1×28×28 (check_28), preprocessed into features where the spec says so
     dim = infer.embeddings(model, np.zeros((1, 1, 28, 28), np.uint8), spec=spec.get("preprocess")).shape[1]
     if rej.means.shape != (spec["num_classes"], dim):
@@ -171,8 +168,6 @@ class GanSampler:
 
     @classmethod
     def load(cls, d: str | Path) -> "GanSampler":
-        from mnistlab.runs import load_generator
-
         G, spec = load_generator(d)
         if spec.get("channels", 1) != 1 or spec.get("image_size", 28) != 28:
             raise MnistlabError(f"--gan {d}: the page shows 1×28×28 images, this generator makes "
@@ -185,8 +180,6 @@ class GanSampler:
 
     def sample(self, *, n: int, digit: int | None, seed: int) -> np.ndarray:
         """(n, 28, 28) uint8; a conditional GAN without `digit` cycles through the classes 0, 1, …"""
-        from mnistlab.models.gan import sample
-
         imgs, _ = sample(self.G, n, seed=seed, digit=digit)  # (n, 1, 28, 28) uint8
         return imgs[:, 0].numpy()
 

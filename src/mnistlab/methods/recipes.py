@@ -1,0 +1,109 @@
+"""Policy in one place: which method a dataset gets by default, and how a method's config is resolved.
+
+A run's config is merged in this order (later wins), and `mnistlab config show` prints each field's source:
+
+    1. default  — the method's config dataclass
+    2. recipe   — a dataset's measured best settings (`RECIPES`), only when `fewlabel` picks the method itself
+    3. budget   — the method's budget preset (`BUDGETS` next to its config: smoke / quick / full)
+    4. file     — a `--config` JSON file
+    5. flag     — command-line flags and `--set key=value`
+
+The budget preset to apply is itself read from the budget argument, the file and the flags. A recipe should be chosen
+on the accuracy over each run's own unlabelled images, never on the test set; `docs/protocol.md` records on what each
+one was chosen.
+"""
+from __future__ import annotations
+
+import dataclasses
+import sys
+from dataclasses import dataclass, field
+from typing import Any
+
+from mnistlab.config import load_config_file, merge, to_dict
+from mnistlab.errors import MnistlabError
+from mnistlab.methods import METHODS, methods_for
+from mnistlab.models import MODELS
+
+# tried in order when `fewlabel` gets no --method: the first registered wins
+DEFAULT_ORDER = ("fixmatch", "rotnet", "cnn")
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """A dataset's measured best recipe where it is not the default method as it stands."""
+
+    dataset: str
+    method: str
+    fields: dict[str, Any] = field(default_factory=dict)  # config fields, under the budget preset, file and flags
+    evidence: str = ""
+
+
+RECIPES: list[Recipe] = [
+    Recipe("fashion-mnist", "freematch", {"epochs": 15.0},
+           "method on the pool; epochs on test + pool, being re-selected (docs/protocol.md)"),
+]
+SOURCES = ("default", "recipe", "budget", "file", "flag")
+# training command → (the task its methods register, its method when none is named; fewlabel: the recipe's)
+COMMANDS = {"supervised": ("supervised", "supervised"), "fewlabel": ("fewlabel", None), "detect": ("detector", "detector"),
+            "gan": ("gan", "gan")}
+
+
+def default_recipe(dataset: str | None = None) -> tuple[str, dict]:
+    """(method, config fields) that `fewlabel` runs without --method: the dataset's recipe, else the first
+    registered method of DEFAULT_ORDER with its own defaults."""
+    recipe = next((r for r in RECIPES if r.dataset == dataset), None)
+    if recipe and recipe.method in METHODS:
+        return recipe.method, dict(recipe.fields)
+    for name in DEFAULT_ORDER:
+        if name in METHODS:
+            return name, {}
+    raise MnistlabError("no few-label method is registered")
+
+
+def command_method(command: str, method: str | None = None, dataset: Any = None) -> tuple[str, dict | None]:
+    """(method, recipe or None) that `mnistlab COMMAND [--method M]` runs: M as given (no recipe), else the
+    command's own method, else (fewlabel) the dataset's recipe; a dataset that is not a name picks no recipe."""
+    task, own = COMMANDS[command]
+    if method:
+        if method not in methods_for(task):
+            what = "few-label" if command == "fewlabel" else command
+            raise MnistlabError(f"unknown {what} method {method!r}; valid: {', '.join(methods_for(task))}")
+        return method, None
+    return (own, None) if own else default_recipe(dataset if isinstance(dataset, str) else None)
+
+
+def default_method(dataset: str | None = None) -> str:
+    return default_recipe(dataset)[0]
+
+
+def config_layers(method: str, *, budget: str = "quick", config_file: str | None = None,
+                  overrides: dict[str, Any] | None = None,
+                  recipe: dict[str, Any] | None = None) -> list[tuple[str, dict[str, Any]]]:
+    """The layers of a run's config in merge order, each named by its source (see the module docstring)."""
+    info = METHODS.info(method)
+    cls, budgets = info.config, info.budgets
+    file, flags = load_config_file(config_file), overrides or {}
+    chosen = merge(cls, {"budget": budget}, file, flags).budget
+    return [("recipe", recipe or {}), ("budget", {**budgets.get(chosen, {}), "budget": chosen}), ("file", file),
+            ("flag", flags)]
+
+
+def resolve_config(method: str, **kw: Any):
+    """The method's config dataclass, merged from its layers (keywords of `config_layers`). A renamed model is
+    replaced by its new name, with a one-line note."""
+    cfg = merge(METHODS.info(method).config, *(layer for _, layer in config_layers(method, **kw)))
+    model = getattr(cfg, "model", None)
+    if isinstance(model, str) and model in MODELS and MODELS.canonical(model) != model:
+        print(f"mnistlab: note: model {model!r} is deprecated; it is now called {MODELS.canonical(model)!r}",
+              file=sys.stderr)
+        cfg = dataclasses.replace(cfg, model=MODELS.canonical(model))
+    return cfg
+
+
+def config_sources(method: str, **kw: Any) -> dict[str, tuple[Any, str]]:
+    """{field: (resolved value, source of that value)} for `mnistlab config show`."""
+    cfg = resolve_config(method, **kw)
+    source = {k: "default" for k in to_dict(cfg)}
+    for name, layer in config_layers(method, **kw):
+        source.update({k.replace("-", "_"): name for k in layer})
+    return {k: (v, source[k]) for k, v in to_dict(cfg).items()}

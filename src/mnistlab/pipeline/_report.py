@@ -1,0 +1,47 @@
+"""The study's HTML page: its sections, and the opening sentences on how it was made (seeds, pace)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from mnistlab import fileio
+from mnistlab.errors import MnistlabError
+from mnistlab.pipeline import STAGES, collect_sections, ordered_stages
+from mnistlab.report.html import Section, render_report
+
+
+def pace_note(rec: dict) -> str:
+    """The report's sentence on the study's pace (quick budget): what was measured and what it changed."""
+    if rec.get("source") not in ("calibrated", "--pace"):
+        return ""
+    how = (f"a training step of the `cnn` took {rec['step_seconds']:.2f} s here, {rec['speed']:.2f}× the reference "
+           f"machine's ({rec['reference']['machine']})" if rec["source"] == "calibrated" else "set by --pace")
+    floors = [f"{STAGES.info(n).title.split(':')[0].lower()} at least {STAGES.info(n).min_pace:g}×"
+              for n in ordered_stages() if STAGES.info(n).min_pace > rec["pace"]]
+    return (f" Pace {rec['pace']:g} ({how}): every training schedule of this quick study (steps, epochs, pretext "
+            f"steps, the GAN's training images) is {rec['pace']:g}× the length written in the stages"
+            + (f" ({'; '.join(floors)})" if floors else "") +
+            f", so that the study fits ≈ {rec['target_seconds'] / 60:.0f} min; the section commands carry the scaled "
+            f"settings. `mnistlab run --pace 1` runs the schedules as written.")
+
+
+def write_report(out: Path, sections: list[tuple[Section, Path]], *, title: str, pace: dict | None = None) -> Path:
+    """`out`/report.html from [(section, its folder)]; `pace`: the study's pace.json record (quick budget)."""
+    page = render_report(sections, title=title,
+                         intro="Every section states the command that reproduces it, its seeds and its time. "
+                               "No checkpoint, threshold or hyper-parameter was chosen on a test set."
+                               + pace_note(pace or {}))
+    fileio.write_text(out / "report.html", page)
+    return out / "report.html"
+
+
+def rebuild_report(runs: list[Path], *, out: str | Path | None = None, title: str = "mnistlab report") -> Path:
+    """report.html from existing study or run folders, no training; in `out` (default: the first folder)."""
+    out = Path(out) if out else runs[0]
+    pace = None
+    if len(runs) == 1 and (runs[0] / "pace.json").exists():  # one study folder: its pace is part of its story
+        try:
+            pace = fileio.read_json(runs[0] / "pace.json")
+        except MnistlabError:
+            pace = None  # unreadable: the report is still worth rebuilding, without that sentence
+    return write_report(out if out.is_dir() or not out.suffix else out.parent, collect_sections(runs), title=title,
+                        pace=pace)
