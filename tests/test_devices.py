@@ -165,3 +165,26 @@ def test_predict_runs_a_model_on_the_device_asked(cli, serve_classifier, tmp_pat
     assert code == 0, err and len(out.splitlines()) == 2
     code, _, err = cli("predict", "--run", serve_classifier, "--images", imgs, "--device", "tpu")
     assert code == 2 and "unknown device 'tpu'" in err and len(err.strip().splitlines()) == 1
+
+
+def test_serve_and_run_refuse_an_unknown_device_in_one_line_before_any_work(cli, serve_classifier, tmp_path):
+    pytest.importorskip("fastapi")
+    for args in (("serve", "--run", serve_classifier), ("run", "--budget", "smoke", "--out", tmp_path / "study")):
+        code, _, err = cli(*args, "--device", "tpu")
+        assert code == 2 and "unknown device 'tpu'" in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "study").exists()
+
+
+def test_serve_runs_its_models_on_the_device_asked(serve_classifier):
+    pytest.importorskip("fastapi")
+    import numpy as np
+    from fastapi.testclient import TestClient
+
+    from mnistlab.serve.app import create_app
+
+    app = create_app(serve_classifier, device="auto")  # read onto the CPU, then moved (cpu here)
+    assert {next(c.model.parameters()).device.type for c in app.state.engine.classifiers} == {
+        resolve_device("auto").type}
+    with TestClient(app) as client:
+        r = client.post("/api/predict", json={"pixels": np.zeros((28, 28), int).tolist()})
+    assert r.status_code == 200 and len(r.json()["probs"]) == 10

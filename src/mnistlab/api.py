@@ -71,7 +71,7 @@ def classifier_cache_root() -> Path:
 
 
 def cached_classifier(dataset: str, *, overrides: dict | None = None, budget: str | None = None,
-                      threads: int = 0) -> LoadedRun:
+                      threads: int = 0, device: str = "auto") -> LoadedRun:
     """A supervised classifier for `dataset`, trained once into the cache (keyed by its resolved config and the code
     that trains it) and reused."""
     over = {**CLASSIFIER_OVERRIDES, **(overrides or {}), "dataset": dataset}
@@ -84,17 +84,20 @@ def cached_classifier(dataset: str, *, overrides: dict | None = None, budget: st
     out = classifier_cache_root() / f"supervised-{dataset}-{key}"
     if not (out / "metrics.json").exists():
         train("supervised", command="gan eval (classifier)", out=out, resume=True, budget=budget,
-              overrides={**over, **({"threads": threads} if threads else {})})
+              overrides={**over, "device": device, **({"threads": threads} if threads else {})})
     return runs.load_run(out)
 
 
 def evaluate_generator(run_dir: str | Path, classifier: LoadedRun, *, n: int = 10000, seed: int = 0,
-                       nn_samples: int = 1000, precision: str = "auto") -> dict[str, Any]:
+                       nn_samples: int = 1000, precision: str = "auto", device: str = "cpu") -> dict[str, Any]:
     """All GAN metrics (evaluate/gan_eval.py) for the generator of `run_dir`, with `classifier` (a loaded run).
 
-    Sampling is fp32 (seeded, deterministic); the classifier runs in `precision` (auto: bf16 where the CPU has it).
+    Sampling is fp32 on the CPU (seeded: the same images on any machine); the classifier runs on `device` in
+    `precision` (auto: bf16 where the device has it).
     """
-    precision = resolve_precision(precision)
+    where = resolve_device(device)
+    precision = resolve_precision(precision, where)
+    classifier.model.to(where)  # read onto the CPU by runs.load_run; infer follows the model's device
     G, spec = runs.load_generator(run_dir)
     config = fileio.read_json(Path(run_dir) / "config.json")
     ds = load_dataset(config.get("dataset", "mnist"))
@@ -117,6 +120,7 @@ def evaluate_generator(run_dir: str | Path, classifier: LoadedRun, *, n: int = 1
         nn_samples=nn_samples)
     return {"run": str(run_dir), "classifier": str(classifier.dir), "dataset": ds.name,
             "conditional": bool(requested is not None), "n": n, "seed": seed, "precision": precision,
+            "device": str(where),
             "checkpoint_step": spec.get("checkpoint_step"),  # None: the final generator, else an unfinished run
             **out}
 
@@ -139,19 +143,20 @@ def gan_classifier_plan(run_dir: str | Path) -> dict | None:
 
 
 def evaluate_gan(run_dir: str | Path, *, classifier: str | Path | LoadedRun | None = None, n: int = 10000,
-                 seed: int = 0, threads: int = 0) -> dict:
+                 seed: int = 0, threads: int = 0, device: str = "auto") -> dict:
     """GAN metrics of a `gan train` run (unfinished: its last checkpoint), scored by `classifier` (a finished
-    supervised run; default: a cached one, trained once). Writes gan_eval.json into the run folder."""
+    supervised run; default: a cached one, trained once, on `device`) that runs on `device`. Writes gan_eval.json
+    into the run folder."""
     setup_threads(threads)
     run_dir = Path(run_dir)
     if not (run_dir / "config.json").exists():
         raise MnistlabError(f"{run_dir} is not a run folder (no config.json)")
     if classifier is None:
         dataset = fileio.read_json(run_dir / "config.json").get("dataset", "mnist")
-        clf = cached_classifier(dataset, threads=threads)
+        clf = cached_classifier(dataset, threads=threads, device=device)
     else:
         clf = classifier if isinstance(classifier, LoadedRun) else runs.load_run(classifier)
-    res = evaluate_generator(run_dir, clf, n=n, seed=seed)
+    res = evaluate_generator(run_dir, clf, n=n, seed=seed, device=device)
     res["targets"] = gan_targets_met(res)
     fileio.write_json(run_dir / "gan_eval.json", res)
     return res

@@ -26,7 +26,8 @@ def announce_classifier(run_dir: str) -> None:
 def _eval(args) -> int:
     if not args.classifier:
         announce_classifier(args.run)
-    res = api.evaluate_gan(args.run, classifier=args.classifier, n=args.n, seed=args.seed, threads=args.threads or 0)
+    res = api.evaluate_gan(args.run, classifier=args.classifier, n=args.n, seed=args.seed, threads=args.threads or 0,
+                           device=args.device)
     if res["checkpoint_step"] is not None:
         print(f"mnistlab: note: {args.run} is unfinished; evaluated the EMA generator of its checkpoint at step "
               f"{res['checkpoint_step']}", file=sys.stderr)
@@ -65,5 +66,6 @@ def register(sub) -> None:
     e.add_argument("--n", type=int, default=10000, help="generated images (default %(default)s)")
     e.add_argument("--seed", type=int, default=0, help="noise seed of the generated images (default %(default)s)")
     e.add_argument("--threads", type=threads_arg, help="torch threads (default: one per core)")
+    e.add_argument("--device", default="auto", help="where the classifier trains and runs (default %(default)s)")
     e.add_argument("--json", action="store_true", help="print the metrics as JSON (default: a summary)")
     e.set_defaults(func=_eval)

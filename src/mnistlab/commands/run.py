@@ -18,7 +18,8 @@ def default_out(budget: str) -> Path:
 
 def _run(args) -> int:
     out = Path(args.out or default_out(args.budget))
-    secs, pace = pipeline.run_study(out, budget=args.budget, force=args.force, only=args.stage, pace=parse_pace(args.pace))
+    secs, pace = pipeline.run_study(out, budget=args.budget, force=args.force, only=args.stage,
+                                    pace=parse_pace(args.pace), device=args.device)
     path = write_report(out, [(s, out / s["id"]) for s in secs], title=f"mnistlab study ({args.budget} budget)",
                         pace=pace)
     print(path)
@@ -53,6 +54,8 @@ def register(sub) -> None:
                    help="recompute finished stages and re-measure the pace (default: reuse them)")
     p.add_argument("--stage", action="append", type=stage_name, metavar="STAGE",
                    help=f"run only this stage (repeatable; default: all): {', '.join(ordered_stages())}")
+    p.add_argument("--device", default="auto", help="where every training runs: auto (cuda, else mps, else cpu) | "
+                                                    "cpu | cuda | cuda:N | mps (default %(default)s)")
     p.set_defaults(func=_run)
     r = sub.add_parser("report", help="rebuild the HTML report from existing study or run folders, no training")
     r.add_argument("runs", nargs="+", help="study folders or run folders")

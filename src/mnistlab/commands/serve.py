@@ -24,10 +24,11 @@ def register(sub) -> None:
                         "bitwise equal to offline inference; concurrent: no lock")
     p.add_argument("--threads", type=threads_arg, default=1,
                    help="torch threads for inference (default 1: one 28×28 image does not gain from more)")
+    p.add_argument("--device", default="cpu", help="cpu | auto | cuda | cuda:N | mps: where the models run (default cpu)")
     p.set_defaults(func=serve)
 
 
 def serve(args: argparse.Namespace) -> int:
     launch(args.run, detector=args.detector, gan=args.gan, host=args.host, port=args.port, inference=args.inference,
-           threads=args.threads, allowed_host=args.allowed_host)
+           threads=args.threads, allowed_host=args.allowed_host, device=args.device)
     return 0

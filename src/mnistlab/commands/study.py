@@ -10,7 +10,7 @@ from datetime import datetime
 from pathlib import Path
 
 from mnistlab.commands._args import SPLITS, number_list, out_arg, threads_arg
-from mnistlab.config import BUDGETS, parse_sets
+from mnistlab.config import BUDGETS, PRECISIONS, parse_sets
 from mnistlab.pipeline._study import GRIDS, KINDS, StudyConfig, run_study_kind
 
 
@@ -57,7 +57,8 @@ def register(sub) -> None:
                                          f"budget's, quick {q['k']})")
     p.add_argument("--seed", type=int, help="training seed (default 0)")
     p.add_argument("--split-seed", type=int, help="seed of the 60/40 and 60/20/20 splits (default 0)")
-    p.add_argument("--precision", choices=("auto", "bf16", "fp32"), help="default auto: bf16 where the CPU has it")
+    p.add_argument("--precision", choices=PRECISIONS, help="auto: bf16 where the device has it, else fp32 (default auto)")
+    p.add_argument("--device", help="where every point trains: auto | cpu | cuda | cuda:N | mps (default auto)")
     p.add_argument("--threads", type=threads_arg, help="torch threads (default: one per core)")
     p.add_argument("--set", action="append", metavar="KEY=VALUE",
                    help="any supervised config field (`mnistlab config show supervised`; default: none)")

@@ -24,6 +24,7 @@ from mnistlab import fileio
 from mnistlab.errors import MnistlabError
 from mnistlab.pipeline import _pace
 from mnistlab.pipeline._sections import run_folder_section
+from mnistlab.precision import resolve_device
 from mnistlab.registry import Info, Registry
 from mnistlab.runs import cpu_name
 
@@ -56,21 +57,25 @@ def code_version() -> str:
 
 @dataclass
 class Context:
-    """What a stage gets: its folder, the budget, the pace, and the stage folders it may read."""
+    """What a stage gets: its folder, the budget, the pace, the device its trainings run on, and the stage folders
+    it may read."""
 
     dir: Path
     budget: str
     study_dir: Path
     pace: float = 1.0  # quick only: the share of the written training schedules this machine runs (see _pace.py)
     uses: tuple[str, ...] = ()  # the stages this one may read (its registered `uses`)
+    device: str = "auto"  # `mnistlab run --device`: every training of the stage runs there
 
     def settings(self, table: dict[str, dict[str, Any]], paced: tuple[str, ...] = _pace.PACED) -> dict[str, Any]:
         """This budget's config fields from a stage's {budget: {field: value}} table, at the study's pace.
 
         `mnistlab run --budget quick` must show every section in ≤ 30 min, so its stages train shorter than the
-        commands' own `quick` budgets, and at the study's pace (the `PACED` fields scaled).
+        commands' own `quick` budgets, and at the study's pace (the `PACED` fields scaled). A device other than auto
+        is one more field, so the section's command line (`sets`) names it too.
         """
-        return {k: _pace.scale(k, v, self.pace, paced) for k, v in table.get(self.budget, {}).items()}
+        out = {k: _pace.scale(k, v, self.pace, paced) for k, v in table.get(self.budget, {}).items()}
+        return {**out, "device": self.device} if self.device != "auto" else out
 
     def sets(self, table: dict[str, dict[str, Any]], paced: tuple[str, ...] = _pace.PACED) -> list[str]:
         """The same settings as `--set key=value` flags: the section's command line, which reproduces it."""
@@ -87,8 +92,10 @@ class Context:
         return self.study_dir / name
 
 
-def stage_key(name: str, budget: str, pace: float = 1.0) -> str:
-    return hashlib.sha256(json.dumps([name, budget, pace, code_version()]).encode()).hexdigest()[:16]
+def stage_key(name: str, budget: str, pace: float = 1.0, device: str = "auto") -> str:
+    """A stage's cache key; a device given by name (not auto) is part of it: its numbers are that device's."""
+    parts = [name, budget, pace, code_version()] + ([device] if device != "auto" else [])
+    return hashlib.sha256(json.dumps(parts).encode()).hexdigest()[:16]
 
 
 def finished_key(study_dir: Path, name: str) -> str | None:
@@ -106,10 +113,11 @@ def ordered_stages() -> list[str]:
     return [n for n in ORDER if n in names] + [n for n in names if n not in ORDER]
 
 
-def run_stage(name: str, *, study_dir: Path, budget: str, force: bool, pace: float = 1.0) -> dict:
+def run_stage(name: str, *, study_dir: Path, budget: str, force: bool, pace: float = 1.0,
+              device: str = "auto") -> dict:
     """Run (or reuse) one stage; never raises for the stage's own failure — it becomes a 'failed' section."""
     d = study_dir / name
-    key = stage_key(name, budget, _pace.stage_pace(STAGES.info(name), pace))
+    key = stage_key(name, budget, _pace.stage_pace(STAGES.info(name), pace), device)
     key_file, sec_file = d / "stage.key", d / "section.json"
     info = STAGES.info(name)
     uses = {u: finished_key(study_dir, u) for u in info.uses}
@@ -127,7 +135,7 @@ def run_stage(name: str, *, study_dir: Path, budget: str, force: bool, pace: flo
     fileio.write_text(key_file, key)
     t0 = time.time()
     try:
-        sec = STAGES.get(name)(Context(d, budget, study_dir, _pace.stage_pace(info, pace), tuple(uses)))
+        sec = STAGES.get(name)(Context(d, budget, study_dir, _pace.stage_pace(info, pace), tuple(uses), device))
         sec.setdefault("status", "ok")
     except KeyboardInterrupt:
         raise
@@ -187,8 +195,9 @@ def study_pace(out: Path, *, budget: str, pace: float | None = None, force: bool
 
 
 def run_study(out: Path, *, budget: str, force: bool = False, only: list[str] | None = None,
-              pace: float | None = None) -> tuple[list[dict], dict]:
-    """Run the stages in order → (their sections, the pace record)."""
+              pace: float | None = None, device: str = "auto") -> tuple[list[dict], dict]:
+    """Run the stages in order, every training on `device` → (their sections, the pace record)."""
+    resolve_device(device)  # an unknown or absent device: one line before any stage starts, not a failed section each
     names = [n for n in ordered_stages() if not only or n in only]
     if only and (unknown := set(only) - set(names)):
         raise MnistlabError(f"unknown stage {sorted(unknown)[0]!r}; valid: {', '.join(ordered_stages())}")
@@ -214,7 +223,7 @@ def run_study(out: Path, *, budget: str, force: bool = False, only: list[str] | 
         print(f"[{i + 1}/{len(names)}] {STAGES.info(name).title} — about {_mins(remaining)} left "
               f"(elapsed {_mins(time.time() - t_start)})", file=sys.stderr, flush=True)
         t0 = time.time()
-        sec = run_stage(name, study_dir=out, budget=budget, force=force, pace=rec["pace"])
+        sec = run_stage(name, study_dir=out, budget=budget, force=force, pace=rec["pace"], device=device)
         if time.time() - t0 > 1.0:  # computed, not reused from the cache
             measured, expected = measured + time.time() - t0, expected + predicted[name]
         if sec["status"] != "ok":

@@ -51,6 +51,7 @@ class StudyConfig:
     seed: int | None = None
     split_seed: int | None = None
     precision: str | None = None
+    device: str | None = None  # None: auto
     threads: int = 0
     sets: dict[str, Any] = field(default_factory=dict)  # any other supervised config field
 
@@ -85,7 +86,8 @@ def _fmt(v: float) -> str:
 def train_point(cfg: StudyConfig, out: Path, name: str, settings: dict[str, Any], *, split: str) -> dict:
     """One supervised run under out/points/name (a finished one is reused); returns its metrics + history."""
     base = {"dataset": cfg.dataset, "model": cfg.model, "split": split, "seed": cfg.seed,
-            "split_seed": cfg.split_seed, "precision": cfg.precision, "threads": cfg.threads or None}
+            "split_seed": cfg.split_seed, "precision": cfg.precision, "device": cfg.device,
+            "threads": cfg.threads or None}
     over = {**{k: v for k, v in base.items() if v is not None}, **cfg.sets, **settings}
     run_dir, m = api.train("supervised", command="study", out=out / "points" / name, resume=True,
                            budget=cfg.budget, overrides=over)

@@ -89,7 +89,7 @@ def study_part(ctx: Context, tables: list, paras: list, figs: list) -> None:
     sb = STUDY_BUDGET[ctx.budget]
     for name in ("iterations", "lr", "hidden", "cv"):
         out = ctx.dir / f"study-{name}"
-        s = run_study_kind(StudyConfig(study=name, budget=sb), out)
+        s = run_study_kind(StudyConfig(study=name, budget=sb, device=ctx.device), out)
         if name == "cv":
             tables += cv_tables(s, paras)
         else:

@@ -35,7 +35,7 @@ def stage(ctx: Context) -> Section:
         out = ctx.dir / name
         api.train(name, command="gan train", out=out, resume=True, budget=ctx.budget,
                   overrides={"dataset": "mnist", "seed": 0, **ctx.settings(SETS, PACED)})
-        api.evaluate_gan(out, classifier=classifier if have_clf else None, n=n_eval)
+        api.evaluate_gan(out, classifier=classifier if have_clf else None, n=n_eval, device=ctx.device)
         m = metrics(out)
         ev_m = fileio.read_json(out / "gan_eval.json") if (out / "gan_eval.json").exists() else {}
         hist = ev_m.get("class_histogram", {})

@@ -26,7 +26,7 @@ def stage(ctx: Context) -> Section:
             continue
         name = f"{method}{'-aug' if aug else ''}"
         out = ctx.dir / name
-        sets = ctx.settings(ROTNET_SETS) if method == "rotnet" else {}
+        sets = ctx.settings(ROTNET_SETS if method == "rotnet" else {})  # ({}: the device alone)
         api.train(method, command="fewlabel", out=out, resume=True, budget=ctx.budget,
                   overrides={**({"augment": True} if aug else {}), "labels": 100, "split_seed": 0, "seed": 0,
                              **sets})

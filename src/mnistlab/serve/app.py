@@ -27,8 +27,8 @@ from mnistlab import __version__
 from mnistlab.data.inputs import raw_to_input
 from mnistlab.data.images import to_mnist_28  # MNIST's normalisation, shared with `mnistlab predict`
 from mnistlab.errors import MnistlabError
-from mnistlab.runs import load_model
-from mnistlab.serve.engine import INFERENCE, Engine, GanSampler, check_28, load_classifier
+from mnistlab.precision import resolve_device
+from mnistlab.serve.engine import INFERENCE, Engine, GanSampler, load_classifier, load_detector
 from mnistlab.serve.http import HostCheck, JsonErrorProtocol, allowed_hosts  # noqa: F401  # the latter two for `serve`
 from mnistlab.serve.inputs import (IMAGE_TYPES, MAX_BYTES, MAX_PIXELS, image_from_multipart, image_to_gray,
                                    pixels_from_json, read_body)
@@ -110,11 +110,13 @@ PREDICT_BODY = {
 
 def create_app(classifier_dir: str | Path | list, detector_dir: str | Path | None = None,
                gan_dir: str | Path | None = None, *, max_bytes: int = MAX_BYTES, inference: str = "batched",
-               allowed_hosts: Iterable[str] | None = None, any_ip: bool = False) -> FastAPI:
+               allowed_hosts: Iterable[str] | None = None, any_ip: bool = False, device: str = "cpu") -> FastAPI:
     """Load the runs once and build the app. `classifier_dir`: one run folder or a list (the first one answers at
     the top level of /api/predict). `inference`: batched | locked | concurrent (see `Engine`; benchmarks/serve.py
     measures them). `allowed_hosts`: the Host names answered (serve/http.py; None = any, for in-process clients),
-    `any_ip`: also any IP literal. Raises MnistlabError for a folder that is not a suitable run."""
+    `any_ip`: also any IP literal. `device`: where the models run (`--device`). Raises MnistlabError for a folder
+    that is not a suitable run."""
+    where = resolve_device(device)  # an unknown device: one line, before any run is read
     if inference not in INFERENCE:
         raise MnistlabError(f"unknown inference mode {inference!r}; valid: {', '.join(INFERENCE)}")
     dirs = [classifier_dir] if isinstance(classifier_dir, (str, Path)) else list(classifier_dir)
@@ -123,16 +125,9 @@ def create_app(classifier_dir: str | Path | list, detector_dir: str | Path | Non
     names = [Path(d).name for d in dirs]
     names = names if len(set(names)) == len(names) else [str(d) for d in dirs]
     classifiers = [load_classifier(d, n) for d, n in zip(dirs, names)]
-    detector = None
-    if detector_dir is not None:
-        model, spec = load_model(detector_dir)
-        if spec.get("num_classes") != 2:
-            raise MnistlabError(f"--detector {detector_dir}: expected a 2-class model (1 = digit), "
-                                f"got {spec.get('num_classes')} classes")
-        check_28(spec, "--detector", Path(detector_dir))
-        detector = (model, spec, Path(detector_dir))
+    detector = load_detector(detector_dir) if detector_dir is not None else None
     gan = GanSampler.load(gan_dir) if gan_dir is not None else None
-    engine = Engine(classifiers, detector, gan, inference=inference)
+    engine = Engine(classifiers, detector, gan, inference=inference).to(where)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
@@ -145,19 +140,7 @@ def create_app(classifier_dir: str | Path | list, detector_dir: str | Path | Non
     app.state.engine = engine
     if allowed_hosts is not None:  # DNS rebinding: see serve/http.py
         app.add_middleware(HostCheck, names=allowed_hosts, any_ip=any_ip)
-
-    @app.exception_handler(StarletteHTTPException)
-    async def http_error(request: Request, exc: StarletteHTTPException):
-        return JSONResponse({"detail": str(exc.detail)}, status_code=exc.status_code, headers=exc.headers)
-
-    @app.exception_handler(MnistlabError)
-    async def user_error(request: Request, exc: MnistlabError):  # e.g. from the shared image normalisation
-        return JSONResponse({"detail": str(exc).splitlines()[0][:300]}, status_code=400)
-
-    @app.exception_handler(RequestValidationError)
-    async def validation_error(request: Request, exc: RequestValidationError):
-        parts = [f"{'.'.join(str(p) for p in e.get('loc', ())[1:]) or 'request'}: {e.get('msg')}" for e in exc.errors()]
-        return JSONResponse({"detail": "; ".join(parts)[:300]}, status_code=422)
+    add_error_handlers(app)
 
     @app.get("/", include_in_schema=False)
     def index():
@@ -230,6 +213,22 @@ def create_app(classifier_dir: str | Path | list, detector_dir: str | Path | Non
         return {"digit": digit, "n": n, "seed": seed, "images": imgs.astype(int).tolist()}
 
     return app
+
+
+def add_error_handlers(app: FastAPI) -> None:
+    """Every error as `{"detail": "<one line>"}`: HTTP errors as raised, MnistlabError 400, validation 422."""
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException):
+        return JSONResponse({"detail": str(exc.detail)}, status_code=exc.status_code, headers=exc.headers)
+
+    @app.exception_handler(MnistlabError)
+    async def user_error(request: Request, exc: MnistlabError):  # e.g. from the shared image normalisation
+        return JSONResponse({"detail": str(exc).splitlines()[0][:300]}, status_code=400)
+
+    @app.exception_handler(RequestValidationError)
+    async def validation_error(request: Request, exc: RequestValidationError):
+        parts = [f"{'.'.join(str(p) for p in e.get('loc', ())[1:]) or 'request'}: {e.get('msg')}" for e in exc.errors()]
+        return JSONResponse({"detail": "; ".join(parts)[:300]}, status_code=422)
 
 
 def _grid_png(imgs: np.ndarray) -> bytes:

@@ -26,7 +26,8 @@ from mnistlab.evaluate.metrics import softmax
 from mnistlab.evaluate.rejection import load_rejector
 from mnistlab.infer import mirror_tta
 from mnistlab.models.gan import sample
-from mnistlab.runs import load_generator, load_run
+from mnistlab.precision import module_device
+from mnistlab.runs import load_generator, load_model, load_run
 
 
 @dataclass
@@ -44,7 +45,7 @@ class Classifier:
     def __call__(self, x: torch.Tensor) -> list[dict]:
         """x: (B, 1, 28, 28) uint8 → this classifier's answer for each image."""
         pre = self.spec.get("preprocess", {})
-        xb = preprocess(x, pre)  # (B, …) float
+        xb = preprocess(x, pre).to(module_device(self.model))  # (B, …) float, on the model's device
         feats = None
         if self.fused and self.rejector is not None:
             feats = mirror_tta(self.model.embed, xb, pre)  # (B, D)
@@ -53,9 +54,9 @@ class Classifier:
             lg = mirror_tta(self.model, xb, pre)
             if self.rejector is not None:
                 feats = mirror_tta(self.model.embed, xb, pre)
-        lg = lg.float().numpy()
+        lg = lg.float().cpu().numpy()
         probs = softmax(lg.astype(np.float64))  # (B, K)
-        raw = self.rejector.decide(lg, feats.float().numpy()) if self.rejector is not None else None
+        raw = self.rejector.decide(lg, feats.float().cpu().numpy()) if self.rejector is not None else None
         out = []
         for i, p in enumerate(probs):
             pred = int(p.argmax())
@@ -159,6 +160,16 @@ def load_classifier(d: str | Path, name: str) -> Classifier:
                       sel)
 
 
+def load_detector(d: str | Path) -> tuple[torch.nn.Module, dict, Path]:
+    """A digit / non-digit detector run folder → (model, spec, folder); its model must be a 2-class 1×28×28 one."""
+    model, spec = load_model(d)
+    if spec.get("num_classes") != 2:
+        raise MnistlabError(f"--detector {d}: expected a 2-class model (1 = digit), "
+                            f"got {spec.get('num_classes')} classes")
+    check_28(spec, "--detector", Path(d))
+    return model, spec, Path(d)
+
+
 @dataclass
 class GanSampler:
     """A GAN run's (EMA) generator, rebuilt by `runs.load_generator`; sampling is a function of the seed."""
@@ -212,6 +223,16 @@ class Engine:
     _queue: queue.SimpleQueue = field(default_factory=queue.SimpleQueue)
     _worker: threading.Thread | None = None
 
+    def to(self, device: torch.device) -> "Engine":
+        """Every model to `device` (read onto the CPU and checked there first); each model's inputs follow it."""
+        for c in self.classifiers:
+            c.model.to(device)
+        if self.detector is not None:
+            self.detector[0].to(device)
+        if self.gan is not None:
+            self.gan.G.to(device)
+        return self
+
     @torch.inference_mode()
     def run_batch(self, x28: np.ndarray) -> list[dict]:
         """(B, 28, 28) uint8 → B answers (what /api/predict returns, per image)."""
@@ -222,7 +243,7 @@ class Engine:
         p_digit = [None] * len(x)
         if self.detector is not None:
             model, spec, _ = self.detector
-            lg = model(preprocess(x, spec.get("preprocess", {}))).float().numpy()
+            lg = model(preprocess(x, spec.get("preprocess", {})).to(module_device(model))).float().cpu().numpy()
             p_digit = softmax(lg.astype(np.float64))[:, 1].tolist()
         out = []
         for i in range(len(x)):

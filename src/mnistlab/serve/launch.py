@@ -9,7 +9,8 @@ from mnistlab.errors import MnistlabError
 
 
 def launch(runs: list[str], *, detector: str | None = None, gan: str | None = None, host: str = "127.0.0.1",
-           port: int = 8000, inference: str = "batched", threads: int = 1, allowed_host: list[str] = ()) -> None:
+           port: int = 8000, inference: str = "batched", threads: int = 1, allowed_host: list[str] = (),
+           device: str = "cpu") -> None:
     """Serve `runs` (classifier run folders; the first answers at the top level) until Ctrl-C; requests for Host
     names other than `host`, localhost and `allowed_host` are refused (against DNS rebinding)."""
     try:  # the `serve` extra (FastAPI, uvicorn) is optional: imported only here, where it is needed
@@ -25,7 +26,7 @@ def launch(runs: list[str], *, detector: str | None = None, gan: str | None = No
         torch.set_num_threads(threads)
     names, any_ip = allowed_hosts(host, list(allowed_host))
     app = create_app(runs, detector_dir=detector, gan_dir=gan, inference=inference, allowed_hosts=names,
-                     any_ip=any_ip)
+                     any_ip=any_ip, device=device)
     check_bind(host, port)  # a busy port is a one-line error, not uvicorn's log + exit 1
     if host not in ("127.0.0.1", "localhost", "::1"):
         print(f"mnistlab: note: binding {host} exposes the server beyond this machine")
