@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from mnistlab import api, infer
-from mnistlab.commands.fewlabel import default_recipe
+from mnistlab.methods.recipes import default_recipe
 from mnistlab.data.inputs import Images, to_model_images
 from mnistlab.errors import MnistlabError
 from mnistlab.pipeline import run_study
