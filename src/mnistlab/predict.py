@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 
 from mnistlab import fileio, infer, select
+from mnistlab.data import load_dataset
 from mnistlab.evaluate.rejection import load_rejector
 from mnistlab.errors import MnistlabError
 from mnistlab.evaluate.metrics import softmax
@@ -38,8 +39,6 @@ def class_names(run_dir: Path, spec: dict) -> list[str]:
         if name is not None and not isinstance(name, str):  # a damaged or hand-made config.json
             raise MnistlabError(f"{cfg}: dataset must be a dataset name, got {name!r:.60}")
         try:
-            from mnistlab.data import load_dataset
-
             classes = list(load_dataset(name).classes) if name else []
             if len(classes) == k:
                 return classes

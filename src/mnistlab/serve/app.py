@@ -175,16 +175,8 @@ def create_app(classifier_dir: str | Path | list, detector_dir: str | Path | Non
         body = await read_body(request, max_bytes)
         if ctype == "multipart/form-data":
             body = await image_from_multipart(request, body)
-
-        def decode() -> np.ndarray:  # (28, 28) uint8
-            if ctype == "application/json":
-                x28, pre = pixels_from_json(body)
-                return to_mnist_28(x28.astype(np.float32)) if pre else x28
-            rule = classifiers[0].spec.get("image_input")  # a run on user data: its recorded rule (resize…)
-            gray = image_to_gray(body)
-            return to_mnist_28(gray) if rule is None else raw_to_input(gray, shape=(1, 28, 28), rule=rule)[0]
-
-        x28 = await run_in_threadpool(decode)
+        # a run on user data decodes image files by its recorded rule (resize…)
+        x28 = await run_in_threadpool(decode_image, ctype, body, classifiers[0].spec.get("image_input"))
         return await engine.apredict(np.asarray(x28, np.uint8))
 
     @app.get("/api/gan/sample", summary="new GAN samples (JSON of uint8 pixels, or a PNG grid)",
@@ -213,6 +205,16 @@ def create_app(classifier_dir: str | Path | list, detector_dir: str | Path | Non
         return {"digit": digit, "n": n, "seed": seed, "images": imgs.astype(int).tolist()}
 
     return app
+
+
+def decode_image(ctype: str, body: bytes, rule: dict | None) -> np.ndarray:
+    """A request body → the (28, 28) uint8 image the networks see: JSON pixels (normalised like MNIST when asked),
+    else an image file, normalised like MNIST or, for a run on user data, by its recorded input `rule`."""
+    if ctype == "application/json":
+        x28, pre = pixels_from_json(body)
+        return to_mnist_28(x28.astype(np.float32)) if pre else x28
+    gray = image_to_gray(body)
+    return to_mnist_28(gray) if rule is None else raw_to_input(gray, shape=(1, 28, 28), rule=rule)[0]
 
 
 def add_error_handlers(app: FastAPI) -> None:
