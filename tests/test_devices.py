@@ -186,5 +186,7 @@ def test_serve_runs_its_models_on_the_device_asked(serve_classifier):
     assert {next(c.model.parameters()).device.type for c in app.state.engine.classifiers} == {
         resolve_device("auto").type}
     with TestClient(app) as client:
-        r = client.post("/api/predict", json={"pixels": np.zeros((28, 28), int).tolist()})
+        x = np.zeros((28, 28), int)
+        x[6:22, 13:15] = 255  # a stroke: a blank image is refused (no ink)
+        r = client.post("/api/predict", json={"pixels": x.tolist()})
     assert r.status_code == 200 and len(r.json()["probs"]) == 10
