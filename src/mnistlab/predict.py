@@ -14,11 +14,31 @@ import numpy as np
 
 from mnistlab import fileio, infer, select
 from mnistlab.data import load_dataset
+from mnistlab.data.images import image_files, load_npy, read_images
+from mnistlab.data.inputs import to_model_images
 from mnistlab.evaluate.rejection import load_rejector
 from mnistlab.errors import MnistlabError
 from mnistlab.evaluate.metrics import softmax
 from mnistlab.precision import resolve_device
 from mnistlab.runs import load_model
+
+
+def read_inputs(run_dir: str | os.PathLike, images: str | os.PathLike, *, invert: bool = False,
+                strict: bool = False) -> tuple[np.ndarray, list[str] | None, list[str]]:
+    """(uint8 images (N, C, H, W), their file names or None for a .npy, what was skipped and why) as the run reads them:
+    a run on user data by its recorded input rule (model.json `image_input`), else MNIST's rule (28×28, light ink on
+    dark; `invert` for scans). In a folder a bad image is skipped unless `strict`."""
+    spec_path, path = Path(run_dir) / "model.json", Path(images)
+    spec = fileio.read_json(spec_path) if spec_path.is_file() else {}
+    rule, is_npy = spec.get("image_input"), path.suffix.lower() == ".npy" and path.is_file()
+    if rule:
+        hw = tuple(int(v) for v in (spec.get("image_shape") or spec["in_shape"])[-2:])
+        x = to_model_images(images, shape=(rule["channels"], *hw), rule=rule)
+        return x, None if is_npy else [str(f) for f in image_files(path)], []
+    if is_npy:
+        return load_npy(path, invert=invert), None, []
+    x, read, skipped = read_images(path, invert=invert, strict=strict)
+    return x, [str(f) for f in read], skipped
 
 
 def expected_image_shape(spec: dict) -> tuple[int, ...]:

@@ -3,26 +3,12 @@ from __future__ import annotations
 
 import json
 import sys
-from pathlib import Path
 
-from mnistlab import fileio
-from mnistlab.data.images import image_files, load_npy, read_images
-from mnistlab.data.inputs import to_model_images
-from mnistlab.predict import predict
+from mnistlab.predict import predict, read_inputs
 
 
 def _run(args) -> int:
-    rule = _image_input(args.run)
-    path = Path(args.images)
-    files, skipped = None, []
-    if rule:  # a run on user data: its own recorded input rule (resize / centre, size, channels)
-        x = to_model_images(args.images, shape=(rule["channels"], *_in_hw(args.run)), rule=rule)
-        files = None if path.suffix.lower() == ".npy" and path.is_file() else [str(f) for f in image_files(path)]
-    elif path.suffix.lower() == ".npy" and path.is_file():
-        x = load_npy(path, invert=args.invert)
-    else:  # (N, 1, 28, 28) uint8, MNIST polarity; in a folder a bad image is skipped unless --strict
-        x, read, skipped = read_images(path, invert=args.invert, strict=args.strict)
-        files = [str(f) for f in read]
+    x, files, skipped = read_inputs(args.run, args.images, invert=args.invert, strict=args.strict)
     for msg in skipped:
         print(f"mnistlab: warning: skipped {msg}", file=sys.stderr)
     records = predict(args.run, x, detector=args.detector, files=files, device=args.device)
@@ -36,17 +22,6 @@ def _run(args) -> int:
             line += f"\t{'digit' if r['is_digit'] else 'not a digit'} (p={r['p_digit']:.3f})"
         print(line)
     return 0
-
-
-def _image_input(run: str) -> dict | None:
-    path = Path(run) / "model.json"
-    return fileio.read_json(path).get("image_input") if path.is_file() else None
-
-
-def _in_hw(run: str) -> tuple[int, int]:
-    spec = fileio.read_json(Path(run) / "model.json")
-    shape = spec.get("image_shape") or spec["in_shape"]
-    return int(shape[-2]), int(shape[-1])
 
 
 def register(sub) -> None:

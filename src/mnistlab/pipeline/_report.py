@@ -28,7 +28,8 @@ def write_report(out: Path, sections: list[tuple[Section, Path]], *, title: str,
     """`out`/report.html from [(section, its folder)]; `pace`: the study's pace.json record (quick budget)."""
     page = render_report(sections, title=title,
                          intro="Every section states the command that reproduces it, its seeds and its time. "
-                               "No checkpoint, threshold or hyper-parameter was chosen on a test set."
+                               "No checkpoint or threshold was chosen on a test set; four recipe choices made before runs had a "
+                               "validation measure are listed in docs/protocol.md, not yet re-selected."
                                + pace_note(pace or {}))
     fileio.write_text(out / "report.html", page)
     return out / "report.html"
