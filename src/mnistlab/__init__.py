@@ -13,6 +13,8 @@ __all__ = ["fewlabel", "supervised", "detect", "gan", "study", "load", "export",
 
 
 def __getattr__(name: str):
+    # imports on first use (PEP 562): the package's own __init__ cannot import the modules below it at import time,
+    # and `mnistlab --version` should not load torch
     if name == "export":
         from mnistlab.exporter import export_run  # onnx / torchscript, on first use
 

@@ -25,6 +25,7 @@ from typing import Callable
 import numpy as np
 import torch
 
+from mnistlab.data import load_dataset
 from mnistlab.data.fonts import font_files
 from mnistlab.errors import MnistlabError
 from mnistlab.registry import Registry
@@ -108,8 +109,6 @@ def _one_thread():
 
 def _digits(digits: np.ndarray | None) -> np.ndarray:
     if digits is None:
-        from mnistlab.data import load_dataset
-
         ds = load_dataset("mnist")
         return ds.train_x
     digits = np.asarray(digits)
