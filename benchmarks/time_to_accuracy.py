@@ -3,6 +3,7 @@ invocation on this machine → benchmarks/results/time-to-accuracy-<cpu>.md/.jso
 
     python benchmarks/time_to_accuracy.py                                   # 100 labels, draws 0-4, old and new
     python benchmarks/time_to_accuracy.py --split-seeds 0 --arms new        # one arm only (no ratio then)
+    python benchmarks/time_to_accuracy.py --new-set model=cnn-small --new-set skip_unconfident=true   # a candidate
     python benchmarks/time_to_accuracy.py --report-only                     # rebuild the tables from the run folders
 
 For each draw the arms run one after the other (old, then new), each in its own `mnistlab fewlabel` process, so both
@@ -24,15 +25,21 @@ from mnistlab.runs import git_info
 from flops import run_flops
 
 RESULTS = ROOT / "benchmarks" / "results"
-ARMS = {"old": "fixmatch-v1", "new": None}  # None: the default recipe of `mnistlab fewlabel`, nothing set
+# fixmatch-v1, the 100-label recipe of 2026-12 pinned field by field, so that a later change of the defaults leaves it
+# as it was; "new" is `mnistlab fewlabel`'s default recipe plus any --new-set (a candidate under test)
+FIXMATCH_V1 = {"model": "cnn", "width": 0, "batch_size": 32, "mu": 7, "epochs": 13.0, "steps": 0, "lr": 0.05,
+               "threshold": 0.95, "dist_align": True, "ema": 0.999, "strong_affine": 0.25, "strong_ops": "all",
+               "skip_unconfident": False, "bn_recalibrate": 8192, "refine_rounds": 3, "refine_epochs": 2.0,
+               "refine_lr": 0.01, "refine_batch": 256}
+ARMS = {"old": "fixmatch-v1", "new": "default"}
 
 
 def run_arm(args, arm: str, draw: int) -> dict | None:
     out = Path(args.runs) / f"{arm}-l{args.labels}-d{draw}"
     cmd = ["fewlabel", "--labels", str(args.labels), "--split-seed", str(draw), "--seed", str(args.seed),
            "--out", str(out), "--json", "--threads", str(args.threads)]
-    if ARMS[arm]:
-        cmd += ["--recipe", ARMS[arm]]
+    sets = [f"{k}={v}" for k, v in FIXMATCH_V1.items()] if arm == "old" else list(args.new_set or [])
+    cmd += ["--method", "fixmatch"] + [w for kv in sets for w in ("--set", kv)]
     if (out / "metrics.json").exists():  # reused only when made by this very source (else stale numbers)
         made_by = json.loads((out / "env.json").read_text()).get("git_sha")
         if made_by != git_info()["git_sha"] or git_info()["git_dirty"]:
@@ -51,7 +58,7 @@ def collect(out: Path, arm: str) -> dict:
     env = json.loads((out / "env.json").read_text())
     rec = json.loads((out / "bench_record.json").read_text()) if (out / "bench_record.json").exists() else {}
     fl = run_flops(out)
-    return {"arm": arm, "recipe": ARMS.get(arm) or "default", "split_seed": m["split_seed"], "run": str(out),
+    return {"arm": arm, "recipe": ARMS[arm], "split_seed": m["split_seed"], "run": str(out),
             "git_sha": (env.get("git_sha") or "?")[:7], "model": json.loads((out / "config.json").read_text())["model"],
             "test_accuracy": m["test_accuracy"], "ulb_accuracy_before_refine": m.get("refine_pseudo_accuracy"),
             "wall_seconds": m["wall_seconds"], "train_tflop": fl["total"] / 1e12, "ssl_tflop": fl["ssl"] / 1e12,
@@ -127,6 +134,8 @@ def main() -> None:
     p.add_argument("--arms", nargs="+", choices=sorted(ARMS), default=["old", "new"], help="default: old new")
     p.add_argument("--threads", type=int, default=2, help="torch threads per run (default 2)")
     p.add_argument("--runs", default=str(ROOT / "runs" / "bench-tta"), help="where the run folders go")
+    p.add_argument("--new-set", action="append", metavar="KEY=VALUE",
+                   help="a config field of the new arm (repeatable; default: the default recipe as it is)")
     p.add_argument("--report-only", action="store_true", help="rebuild the tables from finished run folders")
     args = p.parse_args()
     rows = []

@@ -51,3 +51,13 @@ def test_gpu_script_commands_are_valid_cli_commands(tmp_path):
         for cmd in cmds:
             ns = parser.parse_args(cmd)  # an unknown flag would exit 2 here
             assert getattr(ns, "device", None) == "cuda:0"
+
+
+def test_pinned_old_recipe_is_a_valid_fixmatch_config():
+    import time_to_accuracy
+
+    from mnistlab.config import merge
+    from mnistlab.methods.fixmatch import FixMatchConfig
+
+    cfg = merge(FixMatchConfig, {k: str(v) for k, v in time_to_accuracy.FIXMATCH_V1.items()})  # as --set passes them
+    assert cfg.model == "cnn" and cfg.refine_rounds == 3 and cfg.skip_unconfident is False
