@@ -11,16 +11,11 @@ import tempfile
 from pathlib import Path
 
 RECORD = Path(__file__).parent / "data" / "smoke_metrics.json"
-FLAGS = ("avx2", "avx512f", "avx512_bf16", "amx_bf16", "fma")
-
-
 def cpu_flags() -> list[str]:
-    """The CPU features that change fp32 kernels (and so the last digits of a run's numbers)."""
-    try:
-        words = set(Path("/proc/cpuinfo").read_text().split())
-    except OSError:
-        return []
-    return sorted(f for f in FLAGS if f in words)
+    """The CPU features that change fp32 kernels (and so the last digits of a run's numbers), sorted as recorded."""
+    from mnistlab.precision import cpu_flags as flags
+
+    return sorted(flags())
 
 
 def _numbers(metrics: dict) -> dict[str, float]:
