@@ -1,0 +1,99 @@
+"""Re-select the few-label strong view without the test set (issue 26) → benchmarks/results/reselect-<cpu>.md/.json.
+
+Candidates for `strong_affine` (the strong view's affine scale) and for the `stroke` op (±1 px dilation/erosion) are
+each run as `mnistlab fewlabel --method fixmatch` on the same label draws, and are ranked on the accuracy over each
+run's own *unlabelled* images (`ulb_accuracy`, the teacher before refine). The test accuracy is written beside it and
+never read for the choice.
+
+    python benchmarks/reselect.py                            # the grid below, draws 0 and 1
+    python benchmarks/reselect.py --split-seeds 0 1 2 --steps 2000
+    python benchmarks/reselect.py --report-only              # rebuild the tables from the run folders
+
+A probe is shorter than the full recipe (--model, --steps; no refine), so this ranks the strong view's settings at
+probe size; the result file says so.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+from datetime import datetime, timezone
+from pathlib import Path
+
+from _machine import ROOT, check_reuse, cpu_flags, cpu_name, cpu_tag, git_sha, record_code, run_cli, run_git
+
+RESULTS = ROOT / "benchmarks" / "results"
+NO_STROKE = "elastic,contrast,blur,noise"  # every op of data/randaugment.OPS but `stroke`
+CANDIDATES = {  # name → --set fields
+    "affine-0": {"strong_affine": 0.0}, "affine-0.25": {"strong_affine": 0.25},
+    "affine-0.5": {"strong_affine": 0.5}, "affine-1": {"strong_affine": 1.0},
+    "affine-0.25-no-stroke": {"strong_affine": 0.25, "strong_ops": NO_STROKE},
+}
+
+
+def run_one(args, name: str, draw: int) -> dict | None:
+    out = Path(args.runs) / f"{name}-d{draw}"
+    fields = {"model": args.model, "steps": args.steps, "refine_rounds": 0, **CANDIDATES[name]}
+    cmd = ["fewlabel", "--method", "fixmatch", "--labels", str(args.labels), "--split-seed", str(draw), "--seed", "0",
+           "--out", str(out), "--json", "--threads", str(args.threads)]
+    cmd += [w for k, v in fields.items() for w in ("--set", f"{k}={v}")]
+    if not args.report_only:
+        check_reuse(out, rerun=args.rerun_stale)
+        if not (out / "metrics.json").exists():
+            metrics, _ = run_cli(cmd + (["--resume"] if (out / "config.json").exists() else []))
+            if metrics is None:
+                return None
+            record_code(out)
+    if not (out / "metrics.json").exists():
+        return None
+    m = json.loads((out / "metrics.json").read_text())
+    return {"candidate": name, "split_seed": draw, "ulb_accuracy": m["ulb_accuracy"], "test_accuracy":
+            m["test_accuracy"], "wall_seconds": m["wall_seconds"], "git": run_git(out), "run": str(out)}
+
+
+def ms(xs: list[float]) -> str:
+    sd = statistics.stdev(xs) if len(xs) > 1 else 0.0
+    return f"{100 * statistics.mean(xs):.2f} ± {100 * sd:.2f}"
+
+
+def render(args, rows: list[dict]) -> str:
+    by = {c: [r for r in rows if r["candidate"] == c] for c in CANDIDATES}
+    ranked = sorted((c for c in by if by[c]), key=lambda c: -statistics.mean(r["ulb_accuracy"] for r in by[c]))
+    lines = [f"# Re-selecting the strong view on the unlabelled pool (issue 26), {datetime.now(timezone.utc):%Y-%m-%d}",
+             "", f"- machine: {cpu_name()}; CPU flags: {' '.join(cpu_flags()) or '?'}; git {git_sha()}",
+             f"- probe: MNIST, {args.labels} labels, `fixmatch --set model={args.model} --set steps={args.steps} "
+             f"--set refine_rounds=0`, seed 0, draws {' '.join(map(str, args.split_seeds))}, {args.threads} thread(s)",
+             "- **selection measure: accuracy on each run's unlabelled images (teacher, before refine)**; test accuracy "
+             "is shown, never used", "- caveat: probe-size schedule, not the full recipe; a ranking, not a headline",
+             "", "| candidate | pool % (selection) | test % (not used) | runs (git) |", "|---|---|---|---|"]
+    for c in ranked:
+        rs = by[c]
+        lines.append(f"| {c} | {ms([r['ulb_accuracy'] for r in rs])} | {ms([r['test_accuracy'] for r in rs])} | "
+                     f"{len(rs)} ({', '.join(sorted({r['git'] for r in rs}))}) |")
+    if ranked:
+        lines += ["", f"Chosen on the pool: **{ranked[0]}**."]
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--split-seeds", type=int, nargs="+", default=[0, 1])
+    p.add_argument("--labels", type=int, default=100)
+    p.add_argument("--model", default="cnn-small")
+    p.add_argument("--steps", type=int, default=1000)
+    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--only", nargs="+", choices=list(CANDIDATES), default=list(CANDIDATES))
+    p.add_argument("--runs", default=str(ROOT / "runs" / "bench-reselect"))
+    p.add_argument("--rerun-stale", action="store_true", help="move aside finished runs made by other code and rerun")
+    p.add_argument("--report-only", action="store_true", help="tabulate the finished runs; train nothing")
+    args = p.parse_args()
+    rows = [r for d in args.split_seeds for c in args.only if (r := run_one(args, c, d))]
+    name = f"reselect-{cpu_tag()}"
+    (RESULTS / f"{name}.json").write_text(json.dumps({"cpu_flags": cpu_flags(), "git": git_sha(), "rows": rows},
+                                                     indent=1))
+    (RESULTS / f"{name}.md").write_text(render(args, rows))
+    print((RESULTS / f"{name}.md").read_text())
+
+
+if __name__ == "__main__":
+    main()
