@@ -87,14 +87,13 @@ def test_old_report_model_names_still_work_with_a_deprecation_note(old, new, cap
 
 def test_gan_eval_without_classifier_says_what_it_trains_before_it_starts(cli, tmp_path, monkeypatch):
     import mnistlab.api as api
-    import mnistlab.commands.gan as gan_cmd
     from mnistlab.errors import MnistlabError
 
     run = tmp_path / "gan"
     run.mkdir()
     (run / "config.json").write_text(json.dumps({"dataset": "mnist"}))
     monkeypatch.setattr(api, "classifier_cache_root", lambda: tmp_path / "cache")  # empty: it will train
-    monkeypatch.setattr(gan_cmd, "calibrate", lambda batch: 0.5)  # 0.5 s a step
+    monkeypatch.setattr(api, "calibrate", lambda batch: 0.5)  # 0.5 s a step
 
     def stop(*a, **k):
         raise MnistlabError("training would start here")

@@ -131,7 +131,7 @@ def test_damaged_splits_and_thread_counts_are_one_line(cli, damaged):
     _one_line(*cli("reject", "--run", run, "--threads", 1), "indices are not integers in 0…")
     for cmd in ("reject", "posteriors"):
         code, _, err = cli(cmd, "--run", run, "--threads", -1)
-        assert code == 2 and "argument --threads: must be ≥ 0, got -1" in err and "Traceback" not in err
+        assert code == 2 and "--threads must be ≥ 0 (0 = one per core), got -1" in err and "Traceback" not in err
 
 
 @pytest.mark.slow

@@ -71,3 +71,39 @@ def test_bad_pace_is_a_one_line_error(cli, tmp_path, text):
 def test_pace_with_another_budget_is_refused(cli, tmp_path):
     code, _, err = cli("run", "--budget", "smoke", "--pace", "0.5", "--out", tmp_path)
     assert code == 2 and "--pace applies to the quick budget" in err
+
+
+def test_remaining_time_corrects_itself_without_jumps():
+    # 5 stages predicted 100 s each, on a machine where every stage really takes 200 s
+    predicted, actual = [100.0] * 5, [200.0] * 5
+    remaining, ratio, measured, expected, shown = sum(predicted), 1.0, 0.0, 0.0, [sum(predicted)]
+    for i, (p, t) in enumerate(zip(predicted, actual)):
+        planned = remaining * p / sum(predicted[i:])  # the stage's share of the estimate shown (as run_study does)
+        measured, expected = measured + t, expected + p
+        ratio = measured / expected
+        new = _pace.next_remaining(remaining, planned, t, ratio * sum(predicted[i + 1:]))
+        # the estimate never moves further from "old estimate − this stage's share" than this stage's error
+        assert abs(new - (remaining - planned)) <= abs(t - planned) + 1e-9
+        remaining = new
+        shown.append(remaining)
+    assert shown[-1] == 0.0
+    truth = [sum(actual[i:]) for i in range(len(actual))] + [0.0]
+    assert shown == [500.0, 500.0, 450.0, 350.0, 200.0, 0.0]  # truth: 1000, 800, 600, 400, 200, 0
+    assert [abs(s - t) for s, t in zip(shown, truth)] == [500.0, 300.0, 150.0, 50.0, 0.0, 0.0]  # converging
+    assert _pace.next_remaining(300.0, 100.0, 0.2, 200.0) == 200.0  # a cached stage: its share drops, nothing else
+
+
+def test_pace_sentence_says_what_the_pace_means():
+    rec = {"pace": 0.4, "speed": 1.5, "step_seconds": 0.83}
+    line = _pace.pace_sentence(rec, full_seconds=66 * 60)
+    assert line.startswith("this CPU: 0.83 s a step; the full schedules would take ≈ 66 min; running them at 0.4×")
+    assert "--pace 1" in line
+    assert "as written" in _pace.pace_sentence({"pace": 1.0, "speed": 0.5, "step_seconds": 0.3}, 600)
+
+
+def test_a_finished_run_is_one_line():
+    from mnistlab.report.summaries import finished_line
+
+    line = finished_line("fewlabel fixmatch", "runs/x", {"test_accuracy": 0.98123, "wall_seconds": 138.0, "loss": 1})
+    assert line == "done  fewlabel fixmatch: test_accuracy 98.12 % in 2.3 min  (runs/x)"
+    assert finished_line("gan gan", "g", {"mnist_score": 9.61, "wall_seconds": 5}) == "done  gan gan: mnist_score 9.610 in 5 s  (g)"

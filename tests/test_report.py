@@ -152,7 +152,7 @@ def test_a_study_folder_holds_one_budget(one_stage, tmp_path):
     assert json.loads((tmp_path / "one" / "section.json").read_text())["status"] == "ok"  # nothing was deleted
     pl.run_study(tmp_path, budget="smoke", only=["one"], force=True)  # told to: replaced
     assert json.loads((tmp_path / "study.json").read_text()) == {"budget": "smoke"} and len(calls) == 2
-    from mnistlab.commands.run import default_out
+    from mnistlab.pipeline._report import default_out
 
     assert [default_out(b) for b in ("quick", "smoke", "full")] == [
         Path("runs/study"), Path("runs/study-smoke"), Path("runs/study-full")]

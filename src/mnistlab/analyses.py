@@ -13,6 +13,7 @@ import numpy as np
 
 from mnistlab import fileio, infer, select
 from mnistlab.data import load_dataset
+from mnistlab.data.images import image_files, load_images
 from mnistlab.data.noise import NOISE_KINDS, noise_images
 from mnistlab.errors import MnistlabError
 from mnistlab.evaluate import posteriors as P
@@ -190,3 +191,14 @@ def detect_digits(run_dir: str | Path, x: np.ndarray, *, threshold: float | None
     # the margin logit(digit) − logit(no digit) keeps ranking information where p_digit rounds to 0 or 1
     return [{"index": i, "p_digit": round(float(pi), 6), "is_digit": bool(pi >= thr), "margin": round(float(m), 3)}
             for i, (pi, m) in enumerate(zip(p, margin))]
+
+
+def detect_files(run_dir: str | Path, images: str | Path, *, invert: bool = False,
+                 threshold: float | None = None) -> list[dict]:
+    """`detect_digits` on a .npy, an image file or a folder (read by `predict`'s rules), each row naming its file."""
+    rows = detect_digits(run_dir, load_images(images, invert=invert), threshold=threshold)
+    path = Path(images)
+    if not (path.suffix.lower() == ".npy" and path.is_file()):
+        for r, f in zip(rows, image_files(path)):
+            r["file"] = str(f)
+    return rows

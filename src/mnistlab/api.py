@@ -8,13 +8,14 @@ import hashlib
 import json
 import math
 import os
+import sys
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from mnistlab import fileio, infer, runs, userrun
-from mnistlab.analyses import detect_digits, gan_samples, posteriors, reject  # noqa: F401 (the API)
+from mnistlab.analyses import detect_digits, detect_files, gan_samples, posteriors, reject  # noqa: F401 (the API)
 from mnistlab.config import to_dict
 from mnistlab.data import DATASETS, check_dataset_name, load_dataset
 from mnistlab.data import negatives as neg
@@ -30,7 +31,9 @@ from mnistlab.models import MODELS, check_options
 from mnistlab.models.gan import sample
 from mnistlab.precision import resolve_device, resolve_precision, setup_threads
 from mnistlab.report import plots
-from mnistlab.runs import LoadedRun, Run, default_out
+from mnistlab.report.summaries import finished_line, gan_classifier_note
+from mnistlab.runs import LoadedRun, Run, default_out, resolve_out
+from mnistlab.train import calibrate
 
 
 def catalogue() -> dict[str, Any]:
@@ -142,6 +145,14 @@ def gan_classifier_plan(run_dir: str | Path) -> dict | None:
             "images": images, "steps": math.ceil(cfg.epochs * images / cfg.batch_size), "cache": str(cache)}
 
 
+def gan_classifier_notice(run_dir: str | Path) -> str | None:
+    """What `evaluate_gan` without a classifier will train and how long it should take here (≈ 5 s to time a few
+    steps); None when a cached classifier will be reused."""
+    if plan := gan_classifier_plan(run_dir):
+        return gan_classifier_note(plan, calibrate(batch=plan["batch_size"]))
+    return None
+
+
 def evaluate_gan(run_dir: str | Path, *, classifier: str | Path | LoadedRun | None = None, n: int = 10000,
                  seed: int = 0, threads: int = 0, device: str = "auto") -> dict:
     """GAN metrics of a `gan train` run (unfinished: its last checkpoint), scored by `classifier` (a finished
@@ -187,9 +198,7 @@ def train(method: str, *, command: str | None = None, out: str | os.PathLike | N
     user_ds = userrun.prepare(cfg, method=method, options=data_options)  # user data: checked before any folder
     check_names(cfg, METHODS.info(method).model_options)
     where = check_device(cfg)  # an unknown or absent device: one line, before any folder is made
-    if out is not None and not str(out).strip():
-        raise MnistlabError("--out is an empty path; give a folder (or leave --out out for an auto-named one)")
-    out = Path(out) if out is not None else default_out(command, method)
+    out = resolve_out(out, default_out(command, method))
     rank = int(os.environ.get("RANK", "0"))
     run = Run(out, resume=resume, writer=rank == 0)
     try:
@@ -209,6 +218,8 @@ def train(method: str, *, command: str | None = None, out: str | os.PathLike | N
         metrics = run.finish({"method": method, "dataset": getattr(cfg, "dataset", None), "seed": cfg.seed,
                               "budget": cfg.budget, **metrics})
         userrun.write_card(run.dir)
+        if rank == 0 and os.environ.get("MNISTLAB_QUIET") != "1":
+            print(finished_line(f"{command} {method}", run.dir, metrics), file=sys.stderr, flush=True)
         return run.dir, metrics
     finally:
         run.close()

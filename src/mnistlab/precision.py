@@ -155,6 +155,8 @@ _THREADS = {"explicit": False}  # set by `setup_threads`: then `dist_init` leave
 
 def setup_threads(threads: int) -> None:
     """`threads` > 0: that many torch intra-op threads (kept under torchrun too); 0: torch's default."""
+    if threads < 0:
+        raise MnistlabError(f"--threads must be ≥ 0 (0 = one per core), got {threads}")
     if threads > 0:
         torch.set_num_threads(threads)
         _THREADS["explicit"] = True

@@ -119,6 +119,14 @@ def unlock_folder(d: Path) -> None:
         f.close()  # closing the file releases its flock
 
 
+def resolve_out(out: str | os.PathLike | None, default: Path) -> Path:
+    """The folder a command writes: `out`, or `default` when none is given. An empty path is refused (it would
+    otherwise fall back to the default silently)."""
+    if out is not None and not str(out).strip():
+        raise MnistlabError("--out is an empty path; give a folder (or leave --out out for an auto-named one)")
+    return Path(out) if out is not None else default
+
+
 def default_out(command: str, name: str) -> Path:
     """runs/<command>-<name>-<time>, with a -2, -3… suffix when that folder already exists (two runs in a second)."""
     stamp = datetime.now().strftime("%Y%m%d-%H%M%S")

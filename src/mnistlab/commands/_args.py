@@ -16,38 +16,44 @@ from mnistlab.report.summaries import metrics_lines
 SPLITS = ("official", "60/40", "60/20/20")
 
 
-def threads_arg(text: str) -> int:
-    """`--threads N`: N ≥ 0 (0 = torch's default, one per core); anything else is argparse's one-line error."""
-    try:
-        n = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if n < 0:
-        raise argparse.ArgumentTypeError(f"must be ≥ 0, got {n}")
-    return n
-
-
-def out_arg(text: str) -> str:
-    """`--out DIR`: a non-empty path (an empty one would silently fall back to an auto-named folder)."""
-    if not text.strip():
-        raise argparse.ArgumentTypeError("expected a folder, got an empty path")
-    return text
-
-
-def number_list(kind: type = float):
-    """An argparse type for `a,b,c`: positive finite numbers (`int`: whole numbers)."""
+def number_list(kind: type = float, minimum: float | None = None):
+    """An argparse type for `a,b,c`: finite numbers above 0 (or ≥ `minimum`); `int`: whole numbers."""
     def parse(text: str) -> list:
         try:
             vals = [float(t) for t in text.split(",") if t.strip()]
         except ValueError:
             raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got {text!r}") from None
-        if not vals or any(not math.isfinite(v) or v <= 0 for v in vals):
-            raise argparse.ArgumentTypeError(f"values must be positive numbers, got {text!r}")
+        if not vals or any(not math.isfinite(v) or (v < minimum if minimum is not None else v <= 0) for v in vals):
+            what = f"≥ {minimum:g}" if minimum is not None else "positive"
+            raise argparse.ArgumentTypeError(f"values must be {what} numbers, got {text!r}")
         if kind is int and any(v != int(v) for v in vals):
             raise argparse.ArgumentTypeError(f"expected whole numbers, got {text!r}")
         return [kind(v) for v in vals]
 
     return parse
+
+
+# the flags several commands share, one definition each: `add_flags(p, "seed", "json", json={"help": …})`
+COMMON = {
+    "budget": dict(choices=BUDGETS, default="quick", help="smoke (seconds, tests) | quick | full (benchmarks); "
+                                                          "default %(default)s"),
+    "seed": dict(type=int, help="training seed: init, batch order, augmentation (default 0)"),
+    "out": dict(help="run folder (default: runs/<command>-<method>-<time>)"),
+    "precision": dict(choices=PRECISIONS, help="auto: bf16 where the CPU/GPU has it (fp16 + GradScaler on older "
+                                               "GPUs), else fp32 (default auto)"),
+    "device": dict(help="auto: cuda, else mps, else cpu | cpu | cuda | cuda:N | mps (default auto)"),
+    "threads": dict(type=int, help="torch threads (default: one per core)"),
+    "config": dict(help="JSON file of settings (command-line flags win over it; default: none)"),
+    "set": dict(action="append", metavar="KEY=VALUE", help="any config field, e.g. --set weight_decay=0 "
+                                                           "(repeatable; `mnistlab config show` lists them)"),
+    "json": dict(action="store_true", help="print the result as JSON (default: a readable summary)"),
+}
+
+
+def add_flags(p: argparse.ArgumentParser, *names: str, **changes: dict) -> None:
+    """Add the COMMON flags `names` to `p`; `changes[name]` replaces some of a flag's keywords (its help, default…)."""
+    for name in names:
+        p.add_argument(f"--{name}", **{**COMMON[name], **changes.get(name, {})})
 
 
 def add_train_flags(p: argparse.ArgumentParser, *, dataset: bool = True) -> None:
@@ -56,24 +62,16 @@ def add_train_flags(p: argparse.ArgumentParser, *, dataset: bool = True) -> None
     if dataset:
         p.add_argument("--dataset", help="dataset name (`mnistlab list`), or your own images: folder:PATH (one "
                                          "sub-folder per class) or npz:PATH (arrays x, y); default mnist")
-    p.add_argument("--budget", choices=BUDGETS, default="quick",
-                   help="smoke (seconds, tests) | quick | full (benchmarks); default %(default)s")
-    p.add_argument("--seed", type=int, help="training seed: init, batch order, augmentation (default 0)")
-    p.add_argument("--out", type=out_arg, help="run folder (default: runs/<command>-<method>-<time>)")
+    add_flags(p, "budget", "seed", "out")
     p.add_argument("--resume", action="store_true",
                    help="continue the run in --out from its last checkpoint (finished: its metrics; none yet: start it)")
-    p.add_argument("--precision", choices=PRECISIONS, help="auto: bf16 where the CPU/GPU has it (fp16 + GradScaler on "
-                                                          "older GPUs), else fp32 (default auto)")
-    p.add_argument("--device", help="auto: cuda, else mps, else cpu | cpu | cuda | cuda:N | mps (default auto)")
+    add_flags(p, "precision", "device")
     p.add_argument("--epochs", type=float, help="passes over the training images (default: the method's and "
                                                 "budget's; `mnistlab config show`)")
     p.add_argument("--lr", type=float, help="peak learning rate (default: the method's; `mnistlab config show`)")
     p.add_argument("--batch-size", type=int, help="images per step (default: the method's; `mnistlab config show`)")
-    p.add_argument("--threads", type=threads_arg, help="torch threads (default: one per core)")
-    p.add_argument("--config", help="JSON file of settings (command-line flags win over it; default: none)")
-    p.add_argument("--set", action="append", metavar="KEY=VALUE",
-                   help="any config field, e.g. --set weight_decay=0 (repeatable; `mnistlab config show` lists them)")
-    p.add_argument("--json", action="store_true", help="print the final metrics as JSON (default: key: value lines)")
+    add_flags(p, "threads", "config", "set", "json",
+              json={"help": "print the final metrics as JSON (default: key: value lines)"})
     if dataset:
         add_data_flags(p)
 

@@ -4,11 +4,11 @@ from __future__ import annotations
 import json
 
 from mnistlab import api
-from mnistlab.commands._args import overrides
+from mnistlab.commands._args import add_flags, overrides
 from mnistlab.commands.fewlabel import KEYS as FEWLABEL_KEYS
 from mnistlab.commands.fewlabel import method_and_recipe
-from mnistlab.config import BUDGETS
 from mnistlab.methods.recipes import COMMANDS, command_method
+from mnistlab.report.summaries import config_lines
 
 
 def resolve(args) -> tuple[str, dict]:
@@ -24,11 +24,7 @@ def _show(args) -> int:
         print(json.dumps({"command": args.cmd, "method": method,
                           "config": {k: {"value": v, "source": s} for k, (v, s) in fields.items()}}))
         return 0
-    print(f"mnistlab {args.cmd}: method {method}, budget {args.budget} (later sources win: "
-          "default < recipe < budget < file < flag)")
-    width = max(map(len, fields))
-    for k, (v, s) in fields.items():
-        print(f"  {k:<{width}}  {json.dumps(v):<14} {s}")
+    print("\n".join(config_lines(args.cmd, method, args.budget, fields)))
     return 0
 
 
@@ -39,9 +35,6 @@ def register(sub) -> None:
                                      "(default / recipe / budget / file / flag)")
     s.add_argument("cmd", metavar="COMMAND", choices=COMMANDS, help=f"one of {', '.join(COMMANDS)}")
     s.add_argument("--method", help="the method (default: the command's; fewlabel: the dataset's recipe)")
-    s.add_argument("--budget", choices=BUDGETS, default="quick", help="budget preset (default %(default)s)")
     s.add_argument("--dataset", help="dataset name (default mnist; fewlabel picks its recipe by it)")
-    s.add_argument("--config", help="a JSON config file, as the command's --config (default: none)")
-    s.add_argument("--set", action="append", metavar="KEY=VALUE", help="as the command's --set (default: none)")
-    s.add_argument("--json", action="store_true", help="print {field: {value, source}} as JSON (default: a table)")
+    add_flags(s, "budget", "config", "set", "json", json={"help": "print {field: {value, source}} as JSON (default: a table)"})
     s.set_defaults(func=_show)

@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 
 from mnistlab import api
+from mnistlab.report.summaries import stats_lines
 
 
 def _stats(args) -> int:
@@ -11,10 +12,7 @@ def _stats(args) -> int:
     if args.json:
         print(json.dumps(s))
         return 0
-    print(f"{s['dataset']}: {s['train_size']} train / {s['test_size']} test, images {tuple(s['shape'])}")
-    print(f"{'class':>14} {'train':>7} {'test':>6} {'prior(all)':>10}")
-    for c, a, b, p in zip(s["classes"], s["train_class_counts"], s["test_class_counts"], s["priors"]["all"]):
-        print(f"{c:>14} {a:>7} {b:>6} {p:>10.4f}")
+    print("\n".join(stats_lines(s)))
     return 0
 
 

@@ -2,23 +2,13 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 from mnistlab import api
 from mnistlab.commands._args import add_train_flags, run_training
-from mnistlab.data.images import image_files, load_images
-from mnistlab.errors import MnistlabError
 
 
 def _predict(args) -> int:
-    if args.threshold is not None and not 0 < args.threshold < 1:
-        raise MnistlabError("--threshold must be a probability in (0, 1)")
-    x = load_images(args.images, invert=args.invert)  # (N, 1, 28, 28) uint8, MNIST polarity: `predict`'s rules
-    rows = api.detect_digits(args.run, x, threshold=args.threshold)
-    path = Path(args.images)
-    if not (path.suffix.lower() == ".npy" and path.is_file()):
-        for r, f in zip(rows, image_files(path)):
-            r["file"] = str(f)
+    rows = api.detect_files(args.run, args.images, invert=args.invert, threshold=args.threshold)
     print(json.dumps({"run": str(args.run), "images": str(args.images), "predictions": rows}))
     return 0
 

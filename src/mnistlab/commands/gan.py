@@ -5,9 +5,8 @@ import json
 import sys
 
 from mnistlab import api
-from mnistlab.commands._args import add_train_flags, run_training, threads_arg
-from mnistlab.pipeline._pace import calibrate
-from mnistlab.report.summaries import gan_classifier_note, gan_eval_lines
+from mnistlab.commands._args import add_flags, add_train_flags, run_training
+from mnistlab.report.summaries import gan_eval_lines
 
 
 def _sample(args) -> int:
@@ -16,16 +15,9 @@ def _sample(args) -> int:
     return 0
 
 
-def announce_classifier(run_dir: str) -> None:
-    """Without --classifier, say what will be trained and how long it should take, before it starts."""
-    if plan := api.gan_classifier_plan(run_dir):
-        step = calibrate(batch=plan["batch_size"])  # seconds a step of the cnn at that batch, here (≈ 5 s to time)
-        print(gan_classifier_note(plan, step), file=sys.stderr, flush=True)
-
-
 def _eval(args) -> int:
-    if not args.classifier:
-        announce_classifier(args.run)
+    if not args.classifier and (note := api.gan_classifier_notice(args.run)):
+        print(note, file=sys.stderr, flush=True)  # before the training it announces
     res = api.evaluate_gan(args.run, classifier=args.classifier, n=args.n, seed=args.seed, threads=args.threads or 0,
                            device=args.device)
     if res["checkpoint_step"] is not None:
@@ -65,7 +57,6 @@ def register(sub) -> None:
                                         "once for 3 epochs — it says so and how long before it starts)")
     e.add_argument("--n", type=int, default=10000, help="generated images (default %(default)s)")
     e.add_argument("--seed", type=int, default=0, help="noise seed of the generated images (default %(default)s)")
-    e.add_argument("--threads", type=threads_arg, help="torch threads (default: one per core)")
-    e.add_argument("--device", default="auto", help="where the classifier trains and runs (default %(default)s)")
-    e.add_argument("--json", action="store_true", help="print the metrics as JSON (default: a summary)")
+    add_flags(e, "threads", "device", "json", device={"default": "auto", "help": "where the classifier trains and runs: "
+                                                      "auto | cpu | cuda | cuda:N | mps (default %(default)s)"})
     e.set_defaults(func=_eval)

@@ -9,20 +9,12 @@ import json
 from pathlib import Path
 
 from mnistlab import api
-from mnistlab.commands._args import threads_arg
-from mnistlab.errors import MnistlabError
+from mnistlab.commands._args import add_flags, number_list
 from mnistlab.report.summaries import posteriors_lines
 
 
-def parse_show(text: str | None) -> list[int]:
-    try:
-        return [int(t) for t in text.split(",") if t.strip()] if text else []
-    except ValueError:
-        raise MnistlabError(f"--show expects test indices like 0,7,42; got {text!r}") from None
-
-
 def _run(args) -> int:
-    res = api.posteriors(args.run, out=args.out, precision=args.precision, show=parse_show(args.show),
+    res = api.posteriors(args.run, out=args.out, precision=args.precision, show=args.show or [],
                          threads=args.threads or 0)
     if args.json:
         print(json.dumps(res))
@@ -37,7 +29,6 @@ def register(sub) -> None:
     p.add_argument("--out", help="output folder (default: the run folder)")
     p.add_argument("--precision", choices=("auto", "bf16", "fp32"), default="fp32",
                    help="inference precision (default %(default)s)")
-    p.add_argument("--show", help="comma-separated test indices: save image + class-probability views (default: none)")
-    p.add_argument("--threads", type=threads_arg, help="torch threads (default: one per core)")
-    p.add_argument("--json", action="store_true", help="print the record as JSON (default: a summary)")
+    p.add_argument("--show", type=number_list(int, minimum=0), help="comma-separated test indices: save image + class-probability views (default: none)")
+    add_flags(p, "threads", "json")
     p.set_defaults(func=_run)

@@ -5,6 +5,7 @@ import json
 import sys
 
 from mnistlab.predict import predict, read_inputs
+from mnistlab.report.summaries import prediction_line
 
 
 def _run(args) -> int:
@@ -13,14 +14,7 @@ def _run(args) -> int:
         print(f"mnistlab: warning: skipped {msg}", file=sys.stderr)
     records = predict(args.run, x, detector=args.detector, files=files, device=args.device)
     for r in records:
-        if args.json:
-            print(json.dumps(r))
-            continue
-        where = r.get("file", f"#{r['index']}")
-        line = f"{where}\t{r['label']}\tp={r['probs'][r['pred']]:.3f}"
-        if "p_digit" in r:
-            line += f"\t{'digit' if r['is_digit'] else 'not a digit'} (p={r['p_digit']:.3f})"
-        print(line)
+        print(json.dumps(r) if args.json else prediction_line(r))
     return 0
 
 

@@ -9,7 +9,7 @@ import json
 from pathlib import Path
 
 from mnistlab import api
-from mnistlab.commands._args import threads_arg
+from mnistlab.commands._args import add_flags
 from mnistlab.report.summaries import reject_json, reject_lines
 
 
@@ -43,8 +43,6 @@ def register(sub) -> None:
                    help="distance threshold keeps this fraction of the calibration images (default %(default)s)")
     p.add_argument("--precision", choices=("auto", "bf16", "fp32"), default="fp32",
                    help="inference precision (default %(default)s: exact posteriors near 1)")
-    p.add_argument("--seed", type=int, default=0,
-                   help="seed of the calibration subset and the noise images (default %(default)s)")
-    p.add_argument("--threads", type=threads_arg, help="torch threads (default: one per core)")
-    p.add_argument("--json", action="store_true", help="print the summary as JSON (default: a table)")
+    add_flags(p, "seed", "threads", "json", seed={"default": 0, "help": "seed of the calibration subset and the noise "
+                                                                     "images (default %(default)s)"})
     p.set_defaults(func=_run)

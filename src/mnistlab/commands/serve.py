@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import argparse
 
-from mnistlab.commands._args import threads_arg
+from mnistlab.commands._args import add_flags
 from mnistlab.serve.launch import launch
 
 
@@ -22,9 +22,9 @@ def register(sub) -> None:
     p.add_argument("--inference", choices=("batched", "locked", "concurrent"), default="batched",
                    help="batched (default): concurrent requests share forward passes; locked: one image at a time, "
                         "bitwise equal to offline inference; concurrent: no lock")
-    p.add_argument("--threads", type=threads_arg, default=1,
-                   help="torch threads for inference (default 1: one 28×28 image does not gain from more)")
-    p.add_argument("--device", default="cpu", help="cpu | auto | cuda | cuda:N | mps: where the models run (default cpu)")
+    add_flags(p, "threads", "device", threads={"default": 1, "help": "torch threads for inference (default 1: one "
+                                                                      "28×28 image does not gain from more)"},
+              device={"default": "cpu", "help": "cpu | auto | cuda | cuda:N | mps: where the models run (default cpu)"})
     p.set_defaults(func=serve)
 
 

@@ -6,18 +6,17 @@ from __future__ import annotations
 
 import json
 from dataclasses import fields
-from datetime import datetime
-from pathlib import Path
 
-from mnistlab.commands._args import SPLITS, number_list, out_arg, threads_arg
-from mnistlab.config import BUDGETS, PRECISIONS, parse_sets
+from mnistlab.commands._args import SPLITS, add_flags, number_list
+from mnistlab.config import parse_sets
 from mnistlab.pipeline._study import GRIDS, KINDS, StudyConfig, run_study_kind
+from mnistlab.runs import default_out, resolve_out
 
 
 def _run(args) -> int:
     given = {k: v for k, v in vars(args).items() if k in {f.name for f in fields(StudyConfig)} - {"threads", "sets"}}
     cfg = StudyConfig(**given, threads=args.threads or 0, sets=parse_sets(args.set))
-    out = Path(args.out or f"runs/study-{args.study}-{datetime.now():%Y%m%d-%H%M%S}")
+    out = resolve_out(args.out, default_out("study", args.study))
     res = run_study_kind(cfg, out)
     if args.json:
         print(json.dumps({"out": str(out), **res}, default=float))
@@ -31,9 +30,9 @@ def register(sub) -> None:
     q = GRIDS["quick"]
     p = sub.add_parser("study", help="parameter studies: iterations, learning rate, hidden size, CV, priors")
     p.add_argument("study", choices=KINDS, help="which study: %(choices)s")
-    p.add_argument("--out", type=out_arg, help="study folder (default runs/study-<name>-<time>); finished points are reused")
-    p.add_argument("--budget", choices=BUDGETS, default="quick",
-                   help="training budget of each point and default grid (default %(default)s)")
+    add_flags(p, "out", "budget", out={"help": "study folder (default runs/study-<name>-<time>); finished points are "
+                                               "reused"},
+              budget={"help": "training budget of each point and default grid (default %(default)s)"})
     p.add_argument("--dataset", help="dataset (default mnist)")
     p.add_argument("--model", default="mlp", help="model of every point (default %(default)s)")
     p.add_argument("--split", default="60/40", choices=SPLITS,
@@ -55,12 +54,8 @@ def register(sub) -> None:
                                          f"quick {','.join(map(str, q['cv_epochs']))})")
     p.add_argument("--k", type=int, help=f"cv: folds of the k-fold cross-validation (0 = none; default: the "
                                          f"budget's, quick {q['k']})")
-    p.add_argument("--seed", type=int, help="training seed (default 0)")
     p.add_argument("--split-seed", type=int, help="seed of the 60/40 and 60/20/20 splits (default 0)")
-    p.add_argument("--precision", choices=PRECISIONS, help="auto: bf16 where the device has it, else fp32 (default auto)")
-    p.add_argument("--device", help="where every point trains: auto | cpu | cuda | cuda:N | mps (default auto)")
-    p.add_argument("--threads", type=threads_arg, help="torch threads (default: one per core)")
-    p.add_argument("--set", action="append", metavar="KEY=VALUE",
-                   help="any supervised config field (`mnistlab config show supervised`; default: none)")
-    p.add_argument("--json", action="store_true", help="print the study record as JSON (default: its table)")
+    add_flags(p, "seed", "precision", "device", "threads", "set", "json",
+              set={"help": "any supervised config field (`mnistlab config show supervised`; default: none)"},
+              json={"help": "print the study record as JSON (default: its table)"})
     p.set_defaults(func=_run)

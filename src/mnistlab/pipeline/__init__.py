@@ -208,28 +208,32 @@ def run_study(out: Path, *, budget: str, force: bool = False, only: list[str] | 
     claim_study(out, budget=budget, force=force)
     # a run of some stages keeps the study's pace (re-measured, it could differ and void every other stage's cache)
     rec = study_pace(out, budget=budget, pace=pace, force=force and not only)
+    infos = [STAGES.info(n) for n in names]
     if budget == "quick":
-        print(f"pace {rec['pace']:g}: a training step here takes {rec['speed']:.2f}× the reference machine's, so the "
-              f"quick schedules run at {rec['pace']:g}× their length (pace.json; --pace 1 = as written)",
-              file=sys.stderr, flush=True)
-    predicted = dict(zip(names, _pace.predicted_seconds([STAGES.info(n) for n in names], budget=budget,
-                                                        pace=rec["pace"], speed=rec["speed"])))
-    sections, measured, expected = [], 0.0, 0.0
-    t_start = time.time()
+        full = sum(_pace.predicted_seconds(infos, budget=budget, pace=1.0, speed=rec["speed"]))
+        say(_pace.pace_sentence(rec, full))
+    predicted = dict(zip(names, _pace.predicted_seconds(infos, budget=budget, pace=rec["pace"], speed=rec["speed"])))
+    sections, measured, expected, ratio = [], 0.0, 0.0, 1.0  # ratio: measured / predicted seconds so far
+    remaining, t_start = sum(predicted.values()), time.time()
     for i, name in enumerate(names):
-        # what remains, corrected by how the stages computed so far compared with their prediction
-        ratio = measured / expected if expected > 0 else 1.0
-        remaining = ratio * sum(predicted[n] for n in names[i:])
-        print(f"[{i + 1}/{len(names)}] {STAGES.info(name).title} — about {_mins(remaining)} left "
-              f"(elapsed {_mins(time.time() - t_start)})", file=sys.stderr, flush=True)
+        say(f"[{i + 1}/{len(names)}] {infos[i].title} — about {_mins(remaining)} left "
+            f"(elapsed {_mins(time.time() - t_start)})")
         t0 = time.time()
         sec = run_stage(name, study_dir=out, budget=budget, force=force, pace=rec["pace"], device=device)
-        if time.time() - t0 > 1.0:  # computed, not reused from the cache
-            measured, expected = measured + time.time() - t0, expected + predicted[name]
-        if sec["status"] != "ok":
-            print(f"    {sec['status']}: {sec.get('message', '')}", file=sys.stderr, flush=True)
+        # this stage's share of the estimate shown, and the rest re-estimated from every stage computed so far
+        took, planned = time.time() - t0, remaining * predicted[name] / (sum(predicted[n] for n in names[i:]) or 1)
+        if took > 1.0:  # computed, not reused from the cache: it corrects the speed of the stages to come
+            measured, expected = measured + took, expected + predicted[name]
+            ratio = measured / expected
+        remaining = _pace.next_remaining(remaining, planned, took, ratio * sum(predicted[n] for n in names[i + 1:]))
+        say(f"    {sec['status']} in {_mins(took)}" + (f": {sec.get('message', '')}" if sec["status"] != "ok" else ""))
         sections.append(sec)
     return sections, rec
+
+
+def say(line: str) -> None:
+    """A progress line on stderr (stdout carries the report's path)."""
+    print(line, file=sys.stderr, flush=True)
 
 
 def _mins(seconds: float) -> str:

@@ -12,15 +12,10 @@ then the same seeds give the same numbers on any machine of the same kind.
 """
 from __future__ import annotations
 
-import time
 from typing import Any
 
-import torch
-import torch.nn.functional as F
-
 from mnistlab.errors import MnistlabError
-from mnistlab.models import create_model
-from mnistlab.precision import autocast, channels_last, prepare_module, resolve_precision
+from mnistlab.train import calibrate  # noqa: F401 (the study's clock; patched by tests here)
 
 LEVELS = (1.0, 0.8, 0.6, 0.5, 0.4, 0.3, 0.25, 0.2, 0.15)  # the paces a study may get: few, so that similar machines agree
 # the study issue's 30 min, less a margin: the same idle machine calibrated 0.55–0.65 s from one run to the next
@@ -33,28 +28,6 @@ REFERENCE = {"step_seconds": 0.554, "machine": "AMD EPYC (AVX2, no bf16), 2 thre
 # scales its training subset instead of its epochs, to keep a grid per epoch
 PACED = ("steps", "epochs", "lofo_epochs", "pretext_steps")
 FRACTIONAL = ("epochs", "lofo_epochs")  # float fields: 3 epochs at pace 0.25 are 0.75, not a rounded 1
-
-
-def calibrate(*, steps: int = 6, warmup: int = 3, batch: int = 256) -> float:
-    """Seconds per training step of `cnn` (forward, loss, backward, AdamW) on `batch` 28×28 images, in the precision
-    and layout the methods use here (`precision=auto`, channels_last); the median of `steps` timed steps."""
-    precision = resolve_precision("auto")
-    gen = torch.Generator().manual_seed(0)
-    net = prepare_module(create_model("cnn", in_shape=(1, 28, 28), num_classes=10).train(), precision)
-    x = channels_last(torch.rand(batch, 1, 28, 28, generator=gen))
-    y = torch.randint(0, 10, (batch,), generator=gen)
-    opt = torch.optim.AdamW(net.parameters(), lr=1e-3)
-    times = []
-    for i in range(warmup + steps):
-        t0 = time.perf_counter()
-        with autocast(precision):
-            loss = F.cross_entropy(net(x).float(), y)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        if i >= warmup:
-            times.append(time.perf_counter() - t0)
-    return sorted(times)[len(times) // 2]
 
 
 def stage_pace(info: dict, pace: float) -> float:
@@ -91,6 +64,24 @@ def scale(key: str, value: Any, pace: float, paced: tuple[str, ...] = PACED) -> 
     if key in FRACTIONAL or isinstance(value, float):
         return round(value * pace, 3)
     return max(1, round(value * pace))
+
+
+def pace_sentence(rec: dict, full_seconds: float) -> str:
+    """What the pace means for this study: the step time here, the full schedules' predicted time and the pace that fits
+    the target (`rec`: the pace record; `full_seconds`: the study predicted at pace 1 on this machine)."""
+    step = f"{rec['step_seconds']:.2f} s a step" if rec.get("step_seconds") else f"{rec['speed']:.2f}× the reference step"
+    if rec["pace"] == 1:
+        return f"this CPU: {step}; the full schedules should take ≈ {full_seconds / 60:.0f} min: running them as written"
+    return (f"this CPU: {step}; the full schedules would take ≈ {full_seconds / 60:.0f} min; running them at "
+            f"{rec['pace']:g}× to fit ≈ {TARGET_SECONDS / 60:.0f} min (`--pace 1` for the full ones; pace.json)")
+
+
+def next_remaining(remaining: float, planned: float, actual: float, corrected: float) -> float:
+    """The remaining-time estimate after a stage, in seconds: `corrected` (the rest re-estimated from every stage so
+    far), but moved at most the last stage's error |actual − planned| away from `remaining − planned` (what the old
+    estimate expected to remain), so that it converges without jumps."""
+    base, err = remaining - planned, abs(actual - planned)
+    return max(0.0, min(max(corrected, base - err), base + err))
 
 
 def parse_pace(text: str | None) -> float | None:

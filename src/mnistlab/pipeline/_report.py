@@ -3,10 +3,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from mnistlab import fileio
+from mnistlab import fileio, pipeline
 from mnistlab.errors import MnistlabError
 from mnistlab.pipeline import STAGES, collect_sections, ordered_stages
 from mnistlab.report.html import Section, render_report
+from mnistlab.runs import resolve_out
 
 
 def pace_note(rec: dict) -> str:
@@ -46,3 +47,20 @@ def rebuild_report(runs: list[Path], *, out: str | Path | None = None, title: st
             pace = None  # unreadable: the report is still worth rebuilding, without that sentence
     return write_report(out if out.is_dir() or not out.suffix else out.parent, collect_sections(runs), title=title,
                         pace=pace)
+
+
+def default_out(budget: str) -> Path:
+    """runs/study for the default quick budget, runs/study-smoke and runs/study-full beside it: one study a folder."""
+    return Path("runs/study" if budget == "quick" else f"runs/study-{budget}")
+
+
+def study_report(out: str | Path | None, *, budget: str, **kw) -> Path:
+    """`mnistlab run`: the study's stages (`run_study` keywords), then its report → report.html. Failed stages are
+    an error after the report is written (their sections say why)."""
+    out = resolve_out(out, default_out(budget))
+    secs, pace = pipeline.run_study(out, budget=budget, **kw)
+    path = write_report(out, [(s, out / s["id"]) for s in secs], title=f"mnistlab study ({budget} budget)", pace=pace)
+    if failed := [s["id"] for s in secs if s["status"] == "failed"]:
+        raise MnistlabError(f"stages failed: {', '.join(failed)} (see their sections and error.txt); "
+                            f"the report was written to {path}")
+    return path

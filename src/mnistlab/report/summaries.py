@@ -1,6 +1,8 @@
 """Plain-text summaries of analysis records for the terminal: record in, lines out."""
 from __future__ import annotations
 
+import json
+
 from mnistlab.evaluate.rejection import to_json
 
 
@@ -15,6 +17,19 @@ def metrics_lines(out, metrics: dict) -> list[str]:
     shown = {k: v for k, v in metrics.items() if isinstance(v, (int, float, str)) and v is not None}
     return [f"run folder: {out}"] + [f"  {k}: {v:.4f}" if isinstance(v, float) else f"  {k}: {v}"
                                      for k, v in shown.items()]
+
+
+KEY_METRICS = ("test_accuracy", "mnist_score", "val_accuracy")  # the first a run has is its one-line summary
+
+
+def finished_line(name: str, out, metrics: dict) -> str:
+    """One line for a finished run: `done  fewlabel fixmatch: test_accuracy 98.12 % in 2.3 min  (runs/…)`."""
+    key = next((k for k in KEY_METRICS if isinstance(metrics.get(k), (int, float))), None)
+    what = "" if key is None else (f" {key} {100 * metrics[key]:.2f} %" if "accuracy" in key else
+                                   f" {key} {metrics[key]:.3f}")
+    secs = metrics.get("wall_seconds")
+    took = "" if not isinstance(secs, (int, float)) else f" in {secs / 60:.1f} min" if secs >= 60 else f" in {secs:.0f} s"
+    return f"done  {name}:{what}{took}  ({out})"
 
 
 def reject_lines(res: dict) -> list[str]:
@@ -54,3 +69,27 @@ def gan_classifier_note(plan: dict, step_seconds: float) -> str:
             f"the samples ({plan['epochs']:g} epochs of {plan['images']} images, {plan['steps']} steps of "
             f"{step_seconds:.2f} s ≈ {plan['steps'] * step_seconds / 60:.0f} min here), once, into {plan['cache']}; "
             "later evaluations reuse it")
+
+
+def stats_lines(s: dict) -> list[str]:
+    """A data set's sizes, and per class its counts and prior (`data.stats.stats`)."""
+    return [f"{s['dataset']}: {s['train_size']} train / {s['test_size']} test, images {tuple(s['shape'])}",
+            f"{'class':>14} {'train':>7} {'test':>6} {'prior(all)':>10}",
+            *(f"{c:>14} {a:>7} {b:>6} {p:>10.4f}" for c, a, b, p in
+              zip(s["classes"], s["train_class_counts"], s["test_class_counts"], s["priors"]["all"]))]
+
+
+def config_lines(command: str, method: str, budget: str, fields: dict) -> list[str]:
+    """`config show`: each field's value and source (`recipes.config_sources`)."""
+    width = max(map(len, fields))
+    return [f"mnistlab {command}: method {method}, budget {budget} (later sources win: default < recipe < budget < "
+            "file < flag)", *(f"  {k:<{width}}  {json.dumps(v):<14} {s}" for k, (v, s) in fields.items())]
+
+
+def prediction_line(r: dict) -> str:
+    """One `predict` record: file (or #index), label, its probability, and the detector's verdict when present."""
+    line = f"{r.get('file', '#' + str(r['index']))}\t{r['label']}\tp={r['probs'][r['pred']]:.3f}"
+    if "p_digit" in r:
+        line += f"\t{'digit' if r['is_digit'] else 'not a digit'} (p={r['p_digit']:.3f})"
+    return line
+

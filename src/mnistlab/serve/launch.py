@@ -3,9 +3,8 @@ from __future__ import annotations
 
 import socket
 
-import torch
-
 from mnistlab.errors import MnistlabError
+from mnistlab.precision import setup_threads
 
 
 def launch(runs: list[str], *, detector: str | None = None, gan: str | None = None, host: str = "127.0.0.1",
@@ -22,8 +21,7 @@ def launch(runs: list[str], *, detector: str | None = None, gan: str | None = No
             from None
     if not 0 < port < 65536:
         raise MnistlabError(f"--port {port} is not a TCP port (1–65535)")
-    if threads > 0:
-        torch.set_num_threads(threads)
+    setup_threads(threads)
     names, any_ip = allowed_hosts(host, list(allowed_host))
     app = create_app(runs, detector_dir=detector, gan_dir=gan, inference=inference, allowed_hosts=names,
                      any_ip=any_ip, device=device)
