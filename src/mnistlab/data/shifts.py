@@ -140,13 +140,13 @@ def random_view(x: torch.Tensor, gen: torch.Generator, *, p: float = 0.5) -> tor
     0.5–1.5, slant ±0.4, scale 0.55–1.25 with a shift up to ±4 px. The rest is returned unchanged."""
     if p <= 0:
         return x
-    b = len(x)
-    kind = torch.randint(0, 5, (b,), generator=gen)
-    kind = torch.where(torch.rand(b, generator=gen) < p, kind, torch.full_like(kind, -1))
-    u = torch.rand(b, 4, generator=gen)
+    b, dev = len(x), gen.device  # draws on the generator's device (the batch's, in training)
+    kind = torch.randint(0, 5, (b,), generator=gen, device=dev)
+    kind = torch.where(torch.rand(b, generator=gen, device=dev) < p, kind, torch.full_like(kind, -1))
+    u = torch.rand(b, 4, generator=gen, device=dev).to(x.device)
     out = x.clone()
     for k in range(5):
-        sel = torch.nonzero(kind == k).flatten()
+        sel = torch.nonzero(kind == k).flatten().to(x.device)
         if not len(sel):
             continue
         xs, us = x[sel], u[sel]
