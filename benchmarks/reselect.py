@@ -1,18 +1,20 @@
-"""Re-select the few-label strong view without the test set (issue 26) → benchmarks/results/reselect-<cpu>.md/.json.
+"""Re-select few-label settings without the test set → benchmarks/results/reselect-<grid>-<cpu>.md/.json.
 
-Candidates for `strong_affine` (the strong view's affine scale) and for the `stroke` op (±1 px dilation/erosion) are
-each run as `mnistlab fewlabel --method fixmatch` on the same label draws, and are ranked on the accuracy over each
-run's own *unlabelled* images (`ulb_accuracy`, the teacher before refine). The test accuracy is written beside it and
-never read for the choice.
+A grid's candidates each run as `mnistlab fewlabel --method fixmatch` on the same label draws and are ranked on the
+accuracy over each run's own *unlabelled* images (`ulb_accuracy`, the teacher before refine). The test accuracy is
+written beside it and never read for the choice. Grids (`GRIDS`):
+- `strong-view` (issue 26): `strong_affine`, the strong view's affine scale, and the `stroke` op (±1 px
+  dilation/erosion), both first chosen on test figures; 100 labels.
+- `balance` (issue 28): Sinkhorn–Knopp balanced pseudo-labels against distribution alignment alone; 10 labels.
 
-    python benchmarks/reselect.py                            # the grid below, draws 0 and 1
-    python benchmarks/reselect.py --split-seeds 0 1 2 --steps 2000
+    python benchmarks/reselect.py                            # the strong-view grid, draws 0 and 1
+    python benchmarks/reselect.py --grid balance --split-seeds 0 1 2 --runs runs/bench-balance
     python benchmarks/reselect.py --report-only              # rebuild the tables from the run folders
 
-The rule, fixed before the runs: the incumbent (`affine-0.25`, the default) is replaced only by a candidate whose mean
-pool accuracy beats it by more than MARGIN or by two paired standard errors over the draws, whichever is larger;
-otherwise it stays, and the table is the evidence. A probe is shorter than the full recipe (--model, --steps; no refine), so this ranks the strong view's settings at
-probe size; the result file says so.
+The rule, fixed before the runs: the grid's incumbent (the default) is replaced only by a candidate whose mean pool
+accuracy beats it by more than MARGIN or by two paired standard errors over the draws, whichever is larger;
+otherwise it stays, and the table is the evidence. A probe is shorter than the full recipe (--model, --steps; no
+refine), so it ranks settings at probe size; the result file says so.
 """
 from __future__ import annotations
 
@@ -26,18 +28,22 @@ from _machine import ROOT, check_reuse, cpu_flags, cpu_name, cpu_tag, git_sha, r
 
 RESULTS = ROOT / "benchmarks" / "results"
 NO_STROKE = "elastic,contrast,blur,noise"  # every op of data/randaugment.OPS but `stroke`
-INCUMBENT, MARGIN = "affine-0.25", 0.001  # 0.1 point of pool accuracy
-CANDIDATES = {  # name → --set fields
-    "affine-0": {"strong_affine": 0.0}, "affine-0.25": {"strong_affine": 0.25},
-    "affine-0.5": {"strong_affine": 0.5}, "affine-1": {"strong_affine": 1.0},
-    "affine-0.25-no-stroke": {"strong_affine": 0.25, "strong_ops": NO_STROKE},
+MARGIN = 0.001  # 0.1 point of pool accuracy
+# grid → (its incumbent, its label count, candidate name → --set fields)
+GRIDS = {
+    "strong-view": ("affine-0.25", 100, {
+        "affine-0": {"strong_affine": 0.0}, "affine-0.25": {"strong_affine": 0.25},
+        "affine-0.5": {"strong_affine": 0.5}, "affine-1": {"strong_affine": 1.0},
+        "affine-0.25-no-stroke": {"strong_affine": 0.25, "strong_ops": NO_STROKE}}),
+    # issue 28: balanced pseudo-labels (Sinkhorn–Knopp per batch) against distribution alignment alone, 10 labels
+    "balance": ("da", 10, {"da": {}, "sinkhorn-3": {"sinkhorn": 3}}),
 }
 
 
 def run_one(args, name: str, draw: int) -> dict | None:
     out = Path(args.runs) / f"{name}-d{draw}"
-    fields = {"model": args.model, "steps": args.steps, "refine_rounds": 0, **CANDIDATES[name]}
-    cmd = ["fewlabel", "--method", "fixmatch", "--labels", str(args.labels), "--split-seed", str(draw), "--seed", "0",
+    fields = {"model": args.model, "steps": args.steps, "refine_rounds": 0, **GRIDS[args.grid][2][name]}
+    cmd = ["fewlabel", "--method", "fixmatch", "--labels", str(labels(args)), "--split-seed", str(draw), "--seed", "0",
            "--out", str(out), "--json", "--threads", str(args.threads)]
     cmd += [w for k, v in fields.items() for w in ("--set", f"{k}={v}")]
     if not args.report_only:
@@ -60,11 +66,11 @@ def ms(xs: list[float]) -> str:
 
 
 def render(args, rows: list[dict]) -> str:
-    by = {c: [r for r in rows if r["candidate"] == c] for c in CANDIDATES}
+    by = {c: [r for r in rows if r["candidate"] == c] for c in GRIDS[args.grid][2]}
     ranked = sorted((c for c in by if by[c]), key=lambda c: -statistics.mean(r["ulb_accuracy"] for r in by[c]))
     lines = [f"# Re-selecting the strong view on the unlabelled pool (issue 26), {datetime.now(timezone.utc):%Y-%m-%d}",
              "", f"- machine: {cpu_name()}; CPU flags: {' '.join(cpu_flags()) or '?'}; git {git_sha()}",
-             f"- probe: MNIST, {args.labels} labels, `fixmatch --set model={args.model} --set steps={args.steps} "
+             f"- probe: MNIST, {labels(args)} labels, `fixmatch --set model={args.model} --set steps={args.steps} "
              f"--set refine_rounds=0`, seed 0, draws {' '.join(map(str, args.split_seeds))}, {args.threads} thread(s)",
              "- **selection measure: accuracy on each run's unlabelled images (teacher, before refine)**; test accuracy "
              "is shown, never used", "- caveat: probe-size schedule, not the full recipe; a ranking, not a headline",
@@ -73,42 +79,47 @@ def render(args, rows: list[dict]) -> str:
         rs = by[c]
         lines.append(f"| {c} | {ms([r['ulb_accuracy'] for r in rs])} | {ms([r['test_accuracy'] for r in rs])} | "
                      f"{len(rs)} ({', '.join(sorted({r['git'] for r in rs}))}) |")
-    return "\n".join(lines + ["", decide(by)]) + "\n"
+    return "\n".join(lines + ["", decide(by, GRIDS[args.grid][0])]) + "\n"
 
 
-def decide(by: dict[str, list[dict]]) -> str:
+def labels(args) -> int:
+    return args.labels or GRIDS[args.grid][1]
+
+
+def decide(by: dict[str, list[dict]], incumbent: str) -> str:
     """The module docstring's rule: a candidate replaces the incumbent only by a clear paired margin on the pool."""
-    base = {r["split_seed"]: r["ulb_accuracy"] for r in by.get(INCUMBENT, [])}
-    best, gain = INCUMBENT, 0.0
+    base = {r["split_seed"]: r["ulb_accuracy"] for r in by.get(incumbent, [])}
+    best, gain = incumbent, 0.0
     for c, rs in by.items():
         diffs = [r["ulb_accuracy"] - base[r["split_seed"]] for r in rs if r["split_seed"] in base]
-        if c == INCUMBENT or not diffs:
+        if c == incumbent or not diffs:
             continue
         se = statistics.stdev(diffs) / len(diffs) ** 0.5 if len(diffs) > 1 else float("inf")
         if statistics.mean(diffs) > max(MARGIN, 2 * se) and statistics.mean(diffs) > gain:
             best, gain = c, statistics.mean(diffs)
     if not base:
         return "No incumbent runs: no decision."
-    if best == INCUMBENT:
-        return (f"Decision (rule above): **{INCUMBENT} stays** — no candidate beats it on the pool by more than "
+    if best == incumbent:
+        return (f"Decision (rule above): **{incumbent} stays** — no candidate beats it on the pool by more than "
                 f"max({100 * MARGIN:.1f} point, 2 paired SE).")
-    return f"Decision (rule above): **{best}** replaces {INCUMBENT} (+{100 * gain:.2f} points on the pool, paired)."
+    return f"Decision (rule above): **{best}** replaces {incumbent} (+{100 * gain:.2f} points on the pool, paired)."
 
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--split-seeds", type=int, nargs="+", default=[0, 1])
-    p.add_argument("--labels", type=int, default=100)
+    p.add_argument("--grid", choices=list(GRIDS), default="strong-view")
+    p.add_argument("--labels", type=int, default=0, help="labelled images (default: the grid's)")
     p.add_argument("--model", default="cnn-small")
     p.add_argument("--steps", type=int, default=1000)
     p.add_argument("--threads", type=int, default=1)
-    p.add_argument("--only", nargs="+", choices=list(CANDIDATES), default=list(CANDIDATES))
+    p.add_argument("--only", nargs="+", help="candidates of the grid to run (default: all)")
     p.add_argument("--runs", default=str(ROOT / "runs" / "bench-reselect"))
     p.add_argument("--rerun-stale", action="store_true", help="move aside finished runs made by other code and rerun")
     p.add_argument("--report-only", action="store_true", help="tabulate the finished runs; train nothing")
     args = p.parse_args()
-    rows = [r for d in args.split_seeds for c in args.only if (r := run_one(args, c, d))]
-    name = f"reselect-{cpu_tag()}"
+    rows = [r for d in args.split_seeds for c in args.only or GRIDS[args.grid][2] if (r := run_one(args, c, d))]
+    name = f"reselect-{args.grid}-{cpu_tag()}"
     (RESULTS / f"{name}.json").write_text(json.dumps({"cpu_flags": cpu_flags(), "git": git_sha(), "rows": rows},
                                                      indent=1))
     (RESULTS / f"{name}.md").write_text(render(args, rows))

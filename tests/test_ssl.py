@@ -384,3 +384,21 @@ def test_strong_ops_subset_and_unknown_name():
     assert y.shape == x.shape and not torch.equal(y, x)
     with pytest.raises(MnistlabError, match="unknown strong_ops"):
         strong_ops(FixMatchConfig(strong_ops="blur,no-such-op"))
+
+
+def test_sinkhorn_gives_every_class_equal_mass_on_skewed_logits():
+    import torch
+
+    from mnistlab.methods._ssl import sinkhorn
+
+    gen = torch.Generator().manual_seed(0)
+    logits = torch.randn(200, 10, generator=gen)
+    logits[:, 0] += 4.0  # one class would take most pseudo-labels
+    p = logits.softmax(1)
+    assert p.argmax(1).eq(0).float().mean() > 0.8
+    q = sinkhorn(p, iters=50)
+    assert torch.allclose(q.sum(1), torch.ones(200), atol=1e-5)  # still a distribution per image
+    assert torch.allclose(q.sum(0), torch.full((10,), 20.0), atol=0.05)  # N/K = 20 each
+    assert q.argmax(1).eq(0).float().mean() < 0.3  # class 0 no longer swallows the others
+    q3 = sinkhorn(p, iters=3)  # the default few iterations already move most of the way
+    assert (q3.sum(0) - 20).abs().max() < (p.sum(0) - 20).abs().max() / 3

@@ -56,6 +56,7 @@ class SSLConfig(TrainConfig):
     threshold: float = 0.95  # confidence a pseudo-label needs (fixed rule); the cap of the adaptive rule
     threshold_mode: str = "fixed"  # the threshold rule: fixed (fixmatch.py) | adaptive (freematch.py)
     dist_align: bool = True  # ReMixMatch distribution alignment of the teacher's probabilities to uniform
+    sinkhorn: int = 0  # > 0: that many Sinkhorn–Knopp iterations balance each batch's pseudo-labels over the classes
     teacher: str = "ema"  # ema | student: which model labels the weak view
     # EMA teacher's batch norm: "running" = the student's running statistics (mostly strong views); "batch" = each weak
     # batch normalised by its own statistics (no gain once BN is recalibrated: benchmarks/notes/recipe-history.md)
@@ -91,9 +92,9 @@ class SSLConfig(TrainConfig):
     # what a run started before `weak`, `tta` and refine existed did: a resume checks it (Run.start)
     LEGACY = {"weak": "warp", "tta": "none", "refine_epochs": 0.0, "refine_rounds": 0}
     RANGES = {"threshold": (0, 1), "ema": (0, 1), "stats_momentum": (0, 1), "mu": (1, 64), "lambda_u": (0, 100),
-              "strong_affine": (0, 4), "n_ops": (0, 16), "cutout": (0, 28), "bn_recalibrate": (0, 10 ** 6),
-              "width": (0, 512), "refine_epochs": (0, 100), "refine_rounds": (0, 20), "refine_lr": (0, 10),
-              "refine_batch": (1, 65536)}
+              "strong_affine": (0, 4), "sinkhorn": (0, 100), "n_ops": (0, 16), "cutout": (0, 28),
+              "bn_recalibrate": (0, 10 ** 6), "width": (0, 512), "refine_epochs": (0, 100), "refine_rounds": (0, 20),
+              "refine_lr": (0, 10), "refine_batch": (1, 65536)}
 
 
 BUDGETS = {
@@ -164,6 +165,19 @@ def align(probs: torch.Tensor, p_model: torch.Tensor) -> torch.Tensor:
     return p / p.sum(1, keepdim=True)
 
 
+def sinkhorn(probs: torch.Tensor, iters: int = 3) -> torch.Tensor:
+    """Balanced soft assignment (Sinkhorn–Knopp, as SeLa / SwAV): rescale the batch's probabilities so that every
+    class receives the same total mass N/K and every row still sums to 1. (N, K) → (N, K); one class cannot then
+    take the pseudo-labels of another within a batch."""
+    q = probs.clamp_min(1e-8).t()  # (K, N)
+    k, n = q.shape
+    q = q / q.sum()
+    for _ in range(iters):
+        q = q / (k * q.sum(1, keepdim=True))  # each class: 1/K of the mass
+        q = q / (n * q.sum(0, keepdim=True))  # each image: 1/N
+    return (q * n).t()
+
+
 def strong_geometry(a: float) -> dict:
     """The strong view's warp ranges scaled by `a` (1 = the defaults of `strong_view`)."""
     return {"degrees": 25.0 * a, "shear": 15.0 * a, "translate": 0.15 * a, "scale": (1 - 0.2 * a, 1 + 0.15 * a)}
@@ -199,6 +213,8 @@ def teacher_targets(state: SSLState, cfg: SSLConfig, logits_w: torch.Tensor) -> 
     if cfg.dist_align:
         state.p_model.mul_(m).add_(probs.mean(0), alpha=1 - m)
         probs = align(probs, state.p_model)
+    if cfg.sinkhorn > 0:
+        probs = sinkhorn(probs, cfg.sinkhorn)
     rule.update(state, probs, m)
     return rule.select(state, probs, cfg.threshold)
 
