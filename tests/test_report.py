@@ -26,12 +26,17 @@ def _png(path: Path) -> None:
     plt.close(fig)
 
 
-def browser_check(page: Path) -> dict:
-    """Open the page in headless Chromium; read back what its load-time check found."""
+def chromium(page: Path, *what: str) -> str:
+    """Headless Chromium on a local page with `what` (e.g. --dump-dom) → its stdout."""
     cmd = [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
            "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic",
-           f"--user-data-dir={tempfile.mkdtemp()}", "--virtual-time-budget=5000", "--dump-dom", page.resolve().as_uri()]
-    dom = subprocess.run(cmd, capture_output=True, text=True, timeout=120).stdout
+           f"--user-data-dir={tempfile.mkdtemp()}", "--virtual-time-budget=5000", *what, page.resolve().as_uri()]
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=120).stdout
+
+
+def browser_check(page: Path) -> dict:
+    """Open the page in headless Chromium; read back what its load-time check found."""
+    dom = chromium(page, "--dump-dom")
     body = dom[dom.index("<body"): dom.index(">", dom.index("<body"))]
     attrs = dict(a.split("=", 1) for a in body.split()[1:])
     return {k: int(v.strip('"')) for k, v in attrs.items()}
@@ -241,8 +246,19 @@ def test_smoke_study_report_renders_in_a_browser(smoke_study):
     from mnistlab.pipeline import ordered_stages
 
     seen = browser_check(out / "report.html")
-    assert seen["data-sections"] == len(ordered_stages())
+    assert seen["data-sections"] == len(ordered_stages()) + 1  # + "results at a glance"
     assert seen["data-broken-images"] == 0 and seen["data-empty-sections"] == 0
+    # the report answers the brief: a row per question at the top, a conclusion per Part, Part 2's studies with
+    # ≥ 5 values each, and the seed report's own protocol rerun beside ours
+    assert seen["data-glance-rows"] >= len(ordered_stages()) + 6 and seen["data-conclusions"] == len(ordered_stages())
+    assert seen["data-studies"] == 3 and seen["data-study-min-values"] >= 5
+    assert seen["data-report-protocol-rows"] == 4
+    # the README's picture: MNISTLAB_UPDATE_DOCS=1 writes this report's first screen to docs/report.png
+    shot = out.parent / "report.png"
+    chromium(out / "report.html", f"--screenshot={shot}", "--window-size=1100,900", "--hide-scrollbars")
+    assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    if os.environ.get("MNISTLAB_UPDATE_DOCS") == "1":
+        shutil.copyfile(shot, Path(__file__).resolve().parents[1] / "docs" / "report.png")
 
 
 def test_stage_overrides_are_real_config_fields(tmp_path):

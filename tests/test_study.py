@@ -143,3 +143,19 @@ def test_reject_writes_curves_and_a_reusable_rejector(studies, tmp_path, cli):
     assert set(d) >= set(RULES) | {"pred", "probs", "reject_any"}
     code, _, err = cli("reject", "--run", tmp_path / "missing")
     assert code == 2 and "not a finished run folder" in err
+
+
+def test_the_quick_study_answers_part_2_on_real_data(tmp_path):
+    """`mnistlab run`'s quick Part 2: ≥ 5 values per study, the real 60/40 split (no subset), k ≥ 3."""
+    from mnistlab.methods.recipes import resolve_config
+    from mnistlab.pipeline import Context
+    from mnistlab.pipeline.classification import study_config
+
+    ctx = Context(tmp_path, "quick", tmp_path)
+    for name in ("iterations", "lr", "hidden"):
+        cfg = study_config(ctx, name)
+        assert len(cfg.values) >= 5 and cfg.split == "60/40" and cfg.budget == "quick", name
+        point = resolve_config("supervised", budget=cfg.budget, overrides={**cfg.sets, "split": cfg.split})
+        assert point.train_subset == 0 and point.test_subset == 0  # every image of the split
+    cv = study_config(ctx, "cv")
+    assert cv.k >= 3 and len(cv.hiddens) * len(cv.lrs) * len(cv.epochs_list) >= 4

@@ -22,7 +22,7 @@ def _report(args) -> int:
 def register(sub) -> None:
     p = sub.add_parser("run", help="the whole study, one self-contained HTML report (start here)")
     p.add_argument("--budget", choices=("smoke", "quick", "full"), default="quick",
-                   help="smoke ≤ 3 min (tests), quick ≤ 30 min, full = benchmark budgets (default %(default)s)")
+                   help="smoke ≈ 4 min (tests), quick ≈ 30 min, full = benchmark budgets (default %(default)s)")
     p.add_argument("--out", help="study folder (default runs/study; runs/study-smoke, runs/study-full for the others)")
     p.add_argument("--pace", help="quick only: auto (default: time a few steps, shorten the training schedules to "
                                   f"fit ≈ 30 min on this machine) or one of {', '.join(f'{v:g}' for v in LEVELS)} "

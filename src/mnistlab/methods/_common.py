@@ -110,8 +110,9 @@ def eval_split(model, x, y, *, spec, precision, prefix: str) -> dict:
 
 
 def classifier_outputs(run: Run, model, *, spec: dict, ds: Dataset, test_x, test_y, history: list[dict],
-                       precision: str, prefix: str = "") -> dict:
-    """The standard outputs of a classifier run: test logits, curves, confusion matrix, per-class report.
+                       precision: str, prefix: str = "", figures: bool = True) -> dict:
+    """The standard outputs of a classifier run: test logits, curves, confusion matrix, per-class report (and their
+    figures unless `figures` is False: a study's many points save the ≈ 3 s of plotting each).
 
     Returns the test metrics (the final model is the one evaluated: no checkpoint is chosen on the test set).
     """
@@ -125,12 +126,13 @@ def classifier_outputs(run: Run, model, *, spec: dict, ds: Dataset, test_x, test
     run.save_json(f"{prefix}confusion.json", {"classes": list(ds.classes), "matrix": cm.tolist(),
                                               "most_confused": most_confused(cm, ds.classes),
                                               "confused_pairs": confused_pairs(cm, ds.classes)})
-    if history:
+    if history and figures:
         run.save_figure(f"{prefix}learning_curves.png", plots.learning_curves(history))
-    run.save_figure(f"{prefix}confusion.png", plots.confusion_heatmap(cm, ds.classes))
+    if figures:
+        run.save_figure(f"{prefix}confusion.png", plots.confusion_heatmap(cm, ds.classes))
     probs = softmax(lg)
     wrong = np.flatnonzero(preds != test_y)[:4]
-    for i, idx in enumerate(list(np.arange(min(2, len(test_y)))) + list(wrong)[:2]):
+    for i, idx in enumerate((list(np.arange(min(2, len(test_y)))) + list(wrong)[:2]) if figures else []):
         run.save_figure(f"{prefix}prediction_{i}.png",
                         plots.prediction_view(test_x[idx], probs[idx], ds.classes, true=int(test_y[idx])))
     return {"test_accuracy": accuracy(lg, test_y), "test_loss": nll(lg, test_y),

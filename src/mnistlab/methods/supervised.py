@@ -49,6 +49,7 @@ class SupervisedConfig(TrainConfig):
     split: str = "official"
     folds: int = 0  # k > 1: k-fold cross-validation of the training part; this run trains on the others…
     fold: int = 0  # …and validates on fold `fold` (0 ≤ fold < folds)
+    figures: bool = True  # False: JSON / npy outputs only (the parameter studies' points)
 
     # checked when the config is built, before a run folder exists (-1 = "the model's default" where it applies)
     RANGES = {"dropout": (-1, 0.95), "label_smoothing": (0, 0.99), "width": (0, 512), "hidden": (0, 65536),
@@ -158,10 +159,11 @@ def run(cfg: SupervisedConfig, run, *, resume: bool = False) -> dict:
                   world=s.world, desc=f"supervised {cfg.model}")
     run.save_model(model, spec)
     metrics = classifier_outputs(run, model, spec=spec_pre, ds=s.ds, test_x=test_x,
-                                 test_y=test_y, history=history, precision=s.precision)
+                                 test_y=test_y, history=history, precision=s.precision, figures=cfg.figures)
     if run.writer:
         run.save_json("history.json", history)
-        mistakes_grid(run, test_x, test_y, s.ds.classes)
+        if cfg.figures:
+            mistakes_grid(run, test_x, test_y, s.ds.classes)
     last = history[-1] if history else {}
     return {**metrics, "val_accuracy": last.get("val_accuracy"), "val_loss": last.get("val_loss"),
             "train_images": int(len(train_idx)), "val_images": int(len(val_idx)), "test_images": int(len(test_y)),

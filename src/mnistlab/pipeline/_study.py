@@ -25,7 +25,7 @@ from mnistlab.data import load_dataset
 from mnistlab.errors import MnistlabError
 from mnistlab.report import plots
 from mnistlab.report.files import save_png
-from mnistlab.report.rejection_plots import study_curves
+from mnistlab.report.rejection_plots import cost_curves, study_curves
 
 KINDS = ("iterations", "lr", "hidden", "cv", "priors")
 LABELS = {"iterations": "epochs", "lr": "learning rate", "hidden": "hidden units"}
@@ -68,8 +68,8 @@ class StudyConfig:
 
 # the grid per budget: smoke = seconds (tests), quick = minutes on 2 cores, full = the report
 GRIDS: dict[str, dict[str, Any]] = {
-    "smoke": {"iterations": [0.5, 1], "lr": [1e-3, 1e-2], "hidden": [16, 64], "epochs": 1,
-              "cv_hidden": [16, 32], "cv_lr": [3e-3], "cv_epochs": [1], "k": 2},
+    "smoke": {"iterations": [0.25, 0.5, 1, 2, 3], "lr": [1e-4, 1e-3, 3e-3, 1e-2, 1e-1], "hidden": [8, 16, 32, 64, 128],
+              "epochs": 1, "cv_hidden": [16, 32], "cv_lr": [3e-3], "cv_epochs": [1], "k": 3},
     "quick": {"iterations": [1, 2, 4, 8, 16], "lr": [1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 3e-2, 1e-1],
               "hidden": [16, 32, 64, 128, 256, 512, 1024], "epochs": 4,
               "cv_hidden": [128, 512], "cv_lr": [1e-3, 3e-3], "cv_epochs": [4, 8], "k": 5},
@@ -140,6 +140,9 @@ def sweep_study(cfg: StudyConfig, out: Path) -> dict:
               "note": "train accuracy/loss are the running means over the last epoch (augmented, dropout on); "
                       "test = the held-out part of the split. This study describes, it selects nothing "
                       "(selection on validation data: `study cv`)."}
+    if any(r["history"] for r in rows):  # the cost per epoch of every value, overlaid
+        save_png(out / "study_costs.png", cost_curves([(f"{LABELS[kind]} {r['value']:g}", r["history"]) for r in rows],
+                                                      title=LABELS[kind], held_out="held-out part"))
     if kind == "iterations":
         longest = max(rows, key=lambda r: r["value"])
         if longest["history"]:

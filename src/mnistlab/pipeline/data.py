@@ -5,16 +5,16 @@ import numpy as np
 
 from mnistlab import api, fileio
 from mnistlab.pipeline import STAGES, Context
-from mnistlab.report import plots
+from mnistlab.report import conclusions, plots
 from mnistlab.report.html import Section
 
 
 @STAGES.register("data", title="Data: MNIST and Fashion-MNIST", estimate={"smoke": 5, "quick": 10, "full": 10},
                  fixed=1.0)
 def stage(ctx: Context) -> Section:
-    tables, figures = [], []
+    tables, figures, stats = [], [], {}
     for name in ("mnist", "fashion-mnist"):
-        s = api.dataset_stats(name)
+        s = stats[name] = api.dataset_stats(name)
         api.example_grid(name, ctx.dir / f"{name}_examples.png", n=32)
         figures.append({"path": f"{name}_examples.png", "caption": f"{name}: 32 random training images"})
         fig = plots.bar_chart(s["priors"]["all"], s["classes"], title=f"{name}: a-priori class probabilities "
@@ -32,4 +32,4 @@ def stage(ctx: Context) -> Section:
                     f"(digit {pri.argmax()}); a uniform prior would be 0.1.")
     return {"command": "mnistlab data stats --dataset mnist --json; mnistlab data show --dataset mnist --n 32 "
                        "--out grid.png", "seeds": {"grid": 0}, "paragraphs": [para], "tables": tables,
-            "figures": figures}
+            "figures": figures, **dict(zip(("answers", "conclusion"), conclusions.data_answers(stats)))}

@@ -5,6 +5,7 @@ from mnistlab import api
 from mnistlab.methods import METHODS
 from mnistlab.pipeline import STAGES, Context
 from mnistlab.pipeline._sections import figures, metrics
+from mnistlab.report import conclusions
 from mnistlab.report.html import Section
 
 
@@ -37,5 +38,6 @@ def stage(ctx: Context) -> Section:
     return {"command": f"mnistlab detect train --dataset mnist --budget {ctx.budget} --seed 0 "
                        f"{' '.join(ctx.sets(SETS))} --out DIR",
             "seeds": {"seed": 0}, "tables": tables, "figures": figs,
+            **dict(zip(("answers", "conclusion"), conclusions.detector_answers(m))),
             "paragraphs": ["The decision threshold on p(digit) is chosen on validation data; test images and "
                            "generator seeds are new. AUROC vs Fashion-MNIST measures out-of-distribution detection."]}

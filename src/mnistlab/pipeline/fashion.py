@@ -5,6 +5,7 @@ from mnistlab import api, fileio
 from mnistlab.methods.recipes import default_method
 from mnistlab.pipeline import STAGES, Context
 from mnistlab.pipeline._sections import figures, metrics, per_class_table
+from mnistlab.report import conclusions
 from mnistlab.report.html import Section
 
 
@@ -22,7 +23,7 @@ def model_of(run_dir) -> str | None:
 
 
 @STAGES.register("fashion", title="Fashion-MNIST: the same code on clothes",
-                 estimate={"smoke": 30, "quick": 1313, "full": 4500}, fixed=0.1)
+                 estimate={"smoke": 30, "quick": 1313, "full": 4500}, fixed=0.05)
 def stage(ctx: Context) -> Section:
     rows, figs, tables = [], [], []
     sup = ctx.dir / "supervised"
@@ -44,7 +45,7 @@ def stage(ctx: Context) -> Section:
                    "rows": rows})
     tables.append(per_class_table([("supervised", sup), (f"{method}, {n} labels", fl)], metric="recall",
                                   title="recall per class (test set)"))
-    conf = sup / "confusion.json"
+    conf, pairs = sup / "confusion.json", []
     if conf.exists():
         pairs = fileio.read_json(conf).get("most_confused", [])[:6]
         tables.append({"title": "most confused classes (supervised)", "columns": ["true", "predicted", "count"],
@@ -54,5 +55,6 @@ def stage(ctx: Context) -> Section:
                        f"--labels {n} --split-seed 0 --seed 0 --budget {ctx.budget} {' '.join(ctx.sets(FEW_SETS))} "
                        "--out DIR",
             "seeds": {"seed": 0, "split_seed": 0}, "tables": [t for t in tables if t], "figures": figs,
+            **dict(zip(("answers", "conclusion"), conclusions.fashion_answers(rows, pairs))),
             "paragraphs": ["Horizontal flips are label-preserving for clothes (the dataset says so); methods ask the "
                            "dataset, they never branch on its name."]}

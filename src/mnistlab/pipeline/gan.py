@@ -5,6 +5,7 @@ from mnistlab import api, fileio
 from mnistlab.methods import METHODS
 from mnistlab.pipeline import STAGES, Context
 from mnistlab.pipeline._sections import figures, metrics
+from mnistlab.report import conclusions
 from mnistlab.report.html import Section
 
 
@@ -60,4 +61,5 @@ def stage(ctx: Context) -> Section:
                        f"{' '.join(ctx.sets(SETS, PACED))} --out DIR; "
                        f"mnistlab gan eval --run DIR --n {n_eval}{' --classifier CLASSIFIER_RUN' if have_clf else ''}",
             "seeds": {"seed": 0},
-            "paragraphs": paras, "tables": [table], "figures": figs}
+            "paragraphs": paras, "tables": [table], "figures": figs,
+            **dict(zip(("answers", "conclusion"), conclusions.gan_answers(rows)))}

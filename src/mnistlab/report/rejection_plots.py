@@ -120,6 +120,26 @@ def study_curves(xs, series: dict[str, list], *, xlabel: str, ylabel: str, title
     return fig
 
 
+def cost_curves(histories: list[tuple[str, list[dict]]], *, title: str, held_out: str = "held-out"):
+    """Per-epoch cost of several runs overlaid, one colour each: training loss (solid, running mean over the epoch)
+    and held-out loss (dashed) on the left, held-out accuracy on the right."""
+    fig, (ax_l, ax_a) = plt.subplots(1, 2, figsize=(10, 3.8))
+    colours = plt.cm.viridis(np.linspace(0, 0.9, max(len(histories), 1)))
+    for (label, hist), c in zip(histories, colours):
+        ep = [h.get("epoch") for h in hist]
+        ax_l.plot(ep, [h.get("train_loss") for h in hist], color=c, marker=".", label=f"{label}: train")
+        ax_l.plot(ep, [h.get("test_loss") for h in hist], color=c, ls="--", marker=".", label=f"{label}: {held_out}")
+        ax_a.plot(ep, [h.get("test_accuracy") for h in hist], color=c, marker=".", label=label)
+    for ax, t in ((ax_l, "cost (cross-entropy): solid train, dashed " + held_out), (ax_a, f"{held_out} accuracy")):
+        ax.set_xlabel("epoch")
+        ax.set_title(t, fontsize=9)
+        ax.grid(alpha=0.3)
+    ax_l.set_yscale("log")
+    ax_a.legend(fontsize=7, title=title, title_fontsize=7)
+    fig.tight_layout()
+    return fig
+
+
 def rejection_figures(rules: dict[str, dict], curves: dict, fractions: dict[str, dict], distance_scores: dict, *,
                       distance_threshold: float) -> dict[str, object]:
     """The rejection study's figures by file name: rates and recognition vs threshold, risk–coverage, the fraction
