@@ -57,7 +57,25 @@ def run_one(args, name: str, draw: int) -> dict | None:
         return None
     m = json.loads((out / "metrics.json").read_text())
     return {"candidate": name, "split_seed": draw, "ulb_accuracy": m["ulb_accuracy"], "test_accuracy":
-            m["test_accuracy"], "wall_seconds": m["wall_seconds"], "git": run_git(out), "run": str(out)}
+            m["test_accuracy"], "wall_seconds": m["wall_seconds"], "git": run_git(out), "run": str(out),
+            "merged": merged_classes(out)}
+
+
+def merged_classes(out: Path, below: float = 0.5) -> str:
+    """Why a run fails, described from its test confusion (never used to choose): each class recalled below `below`,
+    and the class that took most of it, e.g. "2→7 (38 %)"."""
+    try:
+        conf = json.loads((out / "confusion.json").read_text())
+    except (OSError, ValueError):
+        return "?"
+    cm, names = conf["matrix"], conf["classes"]
+    lost = []
+    for i, row in enumerate(cm):
+        total = sum(row) or 1
+        if row[i] / total < below:
+            j = max((k for k in range(len(row)) if k != i), key=lambda k: row[k])
+            lost.append(f"{names[i]}→{names[j]} ({100 * row[i] / total:.0f} % kept)")
+    return ", ".join(lost) or "none"
 
 
 def ms(xs: list[float]) -> str:
@@ -68,7 +86,7 @@ def ms(xs: list[float]) -> str:
 def render(args, rows: list[dict]) -> str:
     by = {c: [r for r in rows if r["candidate"] == c] for c in GRIDS[args.grid][2]}
     ranked = sorted((c for c in by if by[c]), key=lambda c: -statistics.mean(r["ulb_accuracy"] for r in by[c]))
-    lines = [f"# Re-selecting the strong view on the unlabelled pool (issue 26), {datetime.now(timezone.utc):%Y-%m-%d}",
+    lines = [f"# Re-selecting on the unlabelled pool: grid `{args.grid}`, {datetime.now(timezone.utc):%Y-%m-%d}",
              "", f"- machine: {cpu_name()}; CPU flags: {' '.join(cpu_flags()) or '?'}; git {git_sha()}",
              f"- probe: MNIST, {labels(args)} labels, `fixmatch --set model={args.model} --set steps={args.steps} "
              f"--set refine_rounds=0`, seed 0, draws {' '.join(map(str, args.split_seeds))}, {args.threads} thread(s)",
@@ -79,6 +97,11 @@ def render(args, rows: list[dict]) -> str:
         rs = by[c]
         lines.append(f"| {c} | {ms([r['ulb_accuracy'] for r in rs])} | {ms([r['test_accuracy'] for r in rs])} | "
                      f"{len(rs)} ({', '.join(sorted({r['git'] for r in rs}))}) |")
+    lines += ["", "Per run (the merged classes are read from the test confusion to describe failures, never to choose: "
+                  "a class recalled below 50 % and where most of it went):", "",
+              "| candidate | draw | pool % | test % | merged classes | git |", "|---|---|---|---|---|---|"]
+    lines += [f"| {r['candidate']} | {r['split_seed']} | {100 * r['ulb_accuracy']:.2f} | {100 * r['test_accuracy']:.2f} | "
+              f"{r.get('merged', '?')} | {r['git']} |" for r in sorted(rows, key=lambda r: (r["candidate"], r["split_seed"]))]
     return "\n".join(lines + ["", decide(by, GRIDS[args.grid][0])]) + "\n"
 
 
