@@ -3,8 +3,9 @@
 A grid's candidates each run as `mnistlab fewlabel --method fixmatch` on the same label draws and are ranked on the
 accuracy over each run's own *unlabelled* images (`ulb_accuracy`, the teacher before refine). The test accuracy is
 written beside it and never read for the choice. Grids (`GRIDS`):
-- `strong-view` (issue 26): `strong_affine`, the strong view's affine scale, and the `stroke` op (±1 px
-  dilation/erosion), both first chosen on test figures; 100 labels.
+- `strong-view` (issue 26): `strong_affine`, the strong view's affine scale, and the `extra_stroke` op (a stroke of
+  5–12 px added to the digit), both first chosen on test figures; 100 labels. `no-stroke-ops` drops both stroke
+  ops (`extra_stroke` and the ±1 px `stroke`). `no-bn-recal` checks `bn_recalibrate`, adopted on test evidence.
 - `balance` (issue 28): Sinkhorn–Knopp balanced pseudo-labels against distribution alignment alone; 10 labels.
 
     python benchmarks/reselect.py                            # the strong-view grid, draws 0 and 1
@@ -27,14 +28,17 @@ from pathlib import Path
 from _machine import ROOT, check_reuse, cpu_flags, cpu_name, cpu_tag, git_sha, record_code, run_cli, run_git
 
 RESULTS = ROOT / "benchmarks" / "results"
-NO_STROKE = "elastic,contrast,blur,noise"  # every op of data/randaugment.OPS but `stroke`
+NO_EXTRA_STROKE = "elastic,stroke,contrast,blur,noise"  # every op of data/randaugment.OPS but `extra_stroke`
+NO_STROKE_OPS = "elastic,contrast,blur,noise"  # without both stroke ops: `stroke` (±1 px) and `extra_stroke`
 MARGIN = 0.001  # 0.1 point of pool accuracy
 # grid → (its incumbent, its label count, candidate name → --set fields)
 GRIDS = {
     "strong-view": ("affine-0.25", 100, {
         "affine-0": {"strong_affine": 0.0}, "affine-0.25": {"strong_affine": 0.25},
         "affine-0.5": {"strong_affine": 0.5}, "affine-1": {"strong_affine": 1.0},
-        "affine-0.25-no-stroke": {"strong_affine": 0.25, "strong_ops": NO_STROKE}}),
+        "affine-0.25-no-extra-stroke": {"strong_affine": 0.25, "strong_ops": NO_EXTRA_STROKE},
+        "affine-0.25-no-stroke-ops": {"strong_affine": 0.25, "strong_ops": NO_STROKE_OPS},
+        "affine-0.25-no-bn-recal": {"strong_affine": 0.25, "bn_recalibrate": 0}}),
     # issue 28: balanced pseudo-labels (Sinkhorn–Knopp per batch) against distribution alignment alone, 10 labels
     "balance": ("da", 10, {"da": {}, "sinkhorn-3": {"sinkhorn": 3}}),
 }
