@@ -200,7 +200,9 @@ def main() -> None:
     p.add_argument("--report-only", action="store_true", help="tabulate the finished runs; train nothing")
     args = p.parse_args()
     rows = [r for d in args.split_seeds for c in args.only or GRIDS[args.grid].candidates if (r := run_one(args, c, d))]
-    name = f"reselect-{args.grid}-{cpu_tag()}"
+    grid = GRIDS[args.grid]
+    count = f"-l{args.labels}" if grid.labels and args.labels and args.labels != grid.labels else ""
+    name = f"reselect-{args.grid}{count}-{cpu_tag()}"
     (RESULTS / f"{name}.json").write_text(json.dumps({"cpu_flags": cpu_flags(), "git": git_sha(), "rows": rows},
                                                      indent=1))
     (RESULTS / f"{name}.md").write_text(render(args, rows))
