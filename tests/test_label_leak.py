@@ -15,6 +15,7 @@ from safetensors.torch import load_file
 from mnistlab import api
 from mnistlab.data import load_dataset
 from mnistlab.methods import _common, _ssl
+from mnistlab.methods.recipes import default_recipe
 
 # a few steps of everything the method does: SSL steps with EMA + distribution alignment, BN recalibration, refine
 TINY = {"train_subset": 1200, "test_subset": 100, "steps": 6, "refine_rounds": 1, "refine_epochs": 0.5,
@@ -26,10 +27,15 @@ def weights(d):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("method", ["fixmatch", "freematch"])
-def test_hidden_labels_never_reach_the_weights(method, tmp_path, monkeypatch):
+@pytest.mark.parametrize("method,labels", [("fixmatch", 20), ("freematch", 20), ("fixmatch", 10)])
+def test_hidden_labels_never_reach_the_weights(method, labels, tmp_path, monkeypatch):
+    """20 labels: the smoke budget's count. 10: the recipe `fewlabel` picks for them, balanced (Sinkhorn–Knopp)
+    pseudo-labels."""
+    recipe = default_recipe("mnist", labels)[1]
+    assert (labels == 10) == ("sinkhorn" in recipe)
+    tiny = {**TINY, "labels": labels}
     ref = tmp_path / "real"
-    api.train(method, command="fewlabel", out=ref, budget="smoke", overrides=TINY)
+    api.train(method, command="fewlabel", out=ref, budget="smoke", overrides=tiny, recipe=recipe)
     split = dict(np.load(ref / "splits.npz"))
     labelled = np.concatenate([split["labelled"], split["val"]])
 
@@ -45,13 +51,13 @@ def test_hidden_labels_never_reach_the_weights(method, tmp_path, monkeypatch):
     monkeypatch.setattr(_ssl, "labelled_split", lambda *a, **k: {key: v.copy() for key, v in split.items()})
 
     out = tmp_path / "scrambled"
-    _, metrics = api.train(method, command="fewlabel", out=out, budget="smoke", overrides=TINY)
+    _, metrics = api.train(method, command="fewlabel", out=out, budget="smoke", overrides=tiny, recipe=recipe)
     a, b = weights(ref), weights(out)
     assert a.keys() == b.keys()
     differ = [k for k in a if not torch.equal(a[k], b[k])]
     assert not differ, f"hidden labels changed {differ[:5]}"
     assert metrics["refine_rounds"] == 1  # the refine stage ran in both
-    if method != "fixmatch":
+    if (method, labels) != ("fixmatch", 20):
         return
     # the control: one labelled image's label changed does change the weights (the comparison can fail)
     train_y = train_y.copy()

@@ -52,11 +52,11 @@ def fewlabel(dataset: str = "mnist", *, labels: int | None = None, method: str |
              labels_from: PathLike | None = None, skip_bad: bool = False, resume: bool = False,
              settings: dict[str, Any] | None = None) -> RunResult:
     """Learn from `labels` labelled images (class-balanced draw of `split_seed`) and the unlabelled rest, as
-    `mnistlab fewlabel`: no `method` → the data set's best recipe (fixmatch by default). `dataset` is a registered
+    `mnistlab fewlabel`: no `method` → the best recipe for the data set and label count (fixmatch by default). `dataset` is a registered
     name or folder:PATH / npz:PATH; `settings` = any config field (the CLI's --set)."""
     recipe = None
     if method is None:
-        method, recipe = default_recipe(dataset)
+        method, recipe = default_recipe(dataset, labels)
     data = {"preprocess": preprocess, "unlabelled": unlabelled, "labels_from": labels_from, "skip_bad": skip_bad}
     return _train(method, dataset=dataset, out=out, budget=budget, resume=resume, settings=settings, data=data,
                   recipe=recipe, labels=labels, seed=seed, split_seed=split_seed)

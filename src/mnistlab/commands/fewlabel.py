@@ -9,9 +9,11 @@ KEYS = ("labels", "split_seed", "augment", "model")
 
 
 def method_and_recipe(args) -> tuple[str, dict | None]:
-    """--method, else the dataset's recipe; the dataset from --dataset / --set (which win) or a --config file."""
-    dataset = overrides(args, KEYS).get("dataset") or load_config_file(args.config).get("dataset")
-    return command_method("fewlabel", args.method, dataset)
+    """--method, else the recipe for the dataset and label count, read from the flags (which win) or a --config
+    file."""
+    flags, file = overrides(args, KEYS), load_config_file(args.config)
+    return command_method("fewlabel", args.method, flags.get("dataset") or file.get("dataset"),
+                          flags.get("labels", file.get("labels")))
 
 
 def _run(args) -> int:
@@ -24,7 +26,8 @@ def register(sub) -> None:
     add_train_flags(p)
     p.add_argument("--method", help="few-label method (`mnistlab list`; `cnn` trains the CNN named by --model, "
                                     "default rotnet-cnn, from scratch on the labels); default: the best recipe "
-                                    "for the dataset (fixmatch; freematch at 15 epochs on fashion-mnist)")
+                                    "for the dataset and label count (fixmatch; with balanced pseudo-labels "
+                                    "up to 10 labels on mnist; freematch at 15 epochs on fashion-mnist)")
     p.add_argument("--labels", type=int, help="number of labelled images, class-balanced (default 100)")
     p.add_argument("--split-seed", type=int, help="which images are labelled (default 0)")
     p.add_argument("--augment", action="store_true", default=None,

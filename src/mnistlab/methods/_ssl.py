@@ -88,6 +88,7 @@ class SSLConfig(TrainConfig):
     # EMA teacher only: strong views whose pseudo-label does not count (their loss is exactly 0) skip the student's
     # forward and backward — the same objective for fewer FLOPs; only BN's batch statistics see fewer images
     skip_unconfident: bool = False
+    fewlabel_recipe: str = ""  # the recipe `fewlabel` picked without --method (methods/recipes.py); "" = none
 
     # what a run started before `weak`, `tta` and refine existed did: a resume checks it (Run.start)
     LEGACY = {"weak": "warp", "tta": "none", "refine_epochs": 0.0, "refine_rounds": 0}

@@ -30,46 +30,68 @@ DEFAULT_ORDER = ("fixmatch", "rotnet", "cnn")
 
 @dataclass(frozen=True)
 class Recipe:
-    """A dataset's measured best recipe where it is not the default method as it stands."""
+    """A dataset's measured best recipe (for a range of label counts) where it is not the default method as it
+    stands. Its name goes into the run's config (`fewlabel_recipe`)."""
 
+    name: str
     dataset: str
     method: str
     fields: dict[str, Any] = field(default_factory=dict)  # config fields, under the budget preset, file and flags
+    max_labels: int = 0  # the recipe applies up to this many labelled images; 0 = any number
     evidence: str = ""
 
 
+# the first that matches the dataset and the label count wins; docs/protocol.md gives each one's evidence
 RECIPES: list[Recipe] = [
-    Recipe("fashion-mnist", "freematch", {"epochs": 15.0},
-           "method on the pool; epochs on test + pool, being re-selected (docs/protocol.md)"),
+    Recipe("fashion-freematch-15", "fashion-mnist", "freematch", {"epochs": 15.0},
+           evidence="method on the pool; epochs on test + pool, being re-selected (docs/protocol.md)"),
+    # one label a class: whole classes merge (the 2s taken by the 0s); balanced pseudo-labels keep every class alive
+    Recipe("mnist-balanced", "mnist", "fixmatch", {"sinkhorn": 3}, max_labels=10,
+           evidence="pool, probe size: +6.26 points over 4 draws (benchmarks/results/reselect-balance-avx2.md)"),
 ]
+DEFAULT_LABELS = 100  # `fewlabel`'s label count when none is given (SSLConfig.labels)
 SOURCES = ("default", "recipe", "budget", "file", "flag")
 # training command → (the task its methods register, its method when none is named; fewlabel: the recipe's)
 COMMANDS = {"supervised": ("supervised", "supervised"), "fewlabel": ("fewlabel", None), "detect": ("detector", "detector"),
             "gan": ("gan", "gan")}
 
 
-def default_recipe(dataset: str | None = None) -> tuple[str, dict]:
-    """(method, config fields) that `fewlabel` runs without --method: the dataset's recipe, else the first
-    registered method of DEFAULT_ORDER with its own defaults."""
-    recipe = next((r for r in RECIPES if r.dataset == dataset), None)
-    if recipe and recipe.method in METHODS:
-        return recipe.method, dict(recipe.fields)
+def default_recipe(dataset: str | None = None, labels: int | None = None) -> tuple[str, dict]:
+    """(method, config fields) that `fewlabel` runs without --method: the first recipe for the dataset and label count
+    (default 100), else the first registered method of DEFAULT_ORDER with its own defaults."""
+    n = DEFAULT_LABELS if labels is None else labels
+    recipe = next((r for r in RECIPES if r.dataset == (dataset or "mnist") and (not r.max_labels or n <= r.max_labels)
+                   and r.method in METHODS), None)
+    if recipe:
+        return recipe.method, {**recipe.fields, "fewlabel_recipe": recipe.name}
     for name in DEFAULT_ORDER:
         if name in METHODS:
             return name, {}
     raise MnistlabError("no few-label method is registered")
 
 
-def command_method(command: str, method: str | None = None, dataset: Any = None) -> tuple[str, dict | None]:
+def command_method(command: str, method: str | None = None, dataset: Any = None,
+                   labels: int | None = None) -> tuple[str, dict | None]:
     """(method, recipe or None) that `mnistlab COMMAND [--method M]` runs: M as given (no recipe), else the
-    command's own method, else (fewlabel) the dataset's recipe; a dataset that is not a name picks no recipe."""
+    command's own method, else (fewlabel) the recipe for the dataset and label count; a dataset that is not a name
+    picks no recipe."""
     task, own = COMMANDS[command]
     if method:
         if method not in methods_for(task):
             what = "few-label" if command == "fewlabel" else command
             raise MnistlabError(f"unknown {what} method {method!r}; valid: {', '.join(methods_for(task))}")
         return method, None
-    return (own, None) if own else default_recipe(dataset if isinstance(dataset, str) else None)
+    if own:
+        return own, None
+    return default_recipe(dataset if isinstance(dataset, str) else None, _count(labels))
+
+
+def _count(labels: Any) -> int | None:
+    """A label count as given (an int, or the text of --set labels=N); anything else is left to the config's check."""
+    try:
+        return int(labels) if labels is not None and not isinstance(labels, bool) else None
+    except (TypeError, ValueError):
+        return None
 
 
 def default_method(dataset: str | None = None) -> str:
