@@ -1,4 +1,5 @@
-"""Training-step throughput (img/s): fp32 vs bf16 autocast, contiguous vs channels_last, on `cnn` and `cnn-small`.
+"""Training-step throughput (img/s): fp32 vs bf16 autocast, contiguous vs channels_last, on `cnn` and `cnn-small`;
+with --compile, also torch.compile (inductor) of the model in the layout training uses, with its compile seconds.
 
 One step = forward + cross-entropy + backward + AdamW step on a batch of 256 real MNIST images (already float tensors:
 data handling is not timed). Every (model, precision, layout) setting runs in the same process; after a warm-up that is
@@ -8,6 +9,9 @@ the machine, torch threads, command, date, git sha and load averages at start an
 
     python benchmarks/throughput.py                       # both models, 4 settings, 7 timings of 8 steps each
     python benchmarks/throughput.py --models cnn --repeats 3 --steps 4
+    python benchmarks/throughput.py --compile --out benchmarks/results/throughput-compile-epyc-avx2
+
+Compile seconds = the warm-up's wall time minus as many steps at the setting's median speed: what a run pays once.
 """
 from __future__ import annotations
 
@@ -31,18 +35,20 @@ from mnistlab.data import load_dataset  # noqa: E402
 from mnistlab.models import count_params, create_model  # noqa: E402
 from mnistlab.runs import cpu_name  # noqa: E402
 from mnistlab.precision import autocast, cpu_has_bf16, resolve_precision  # noqa: E402
-from _machine import git_sha  # noqa: E402
+from _machine import cpu_flags, git_sha  # noqa: E402
 
 SETTINGS = [("fp32", False), ("fp32", True), ("bf16", False), ("bf16", True)]  # (precision, channels_last)
+COMPILED = [("fp32", False), ("fp32", True), ("bf16", True)]  # with --compile (bf16 only where it is native)
 
 
 class Bench:
     """One (model, precision, layout) setting: its own model, optimiser and input batch."""
 
-    def __init__(self, model_name: str, precision: str, channels_last: bool, x: torch.Tensor, y: torch.Tensor):
+    def __init__(self, model_name: str, precision: str, channels_last: bool, x: torch.Tensor, y: torch.Tensor,
+                 compiled: bool = False):
         torch.manual_seed(0)
-        self.name = f"{model_name} {precision}{' channels_last' if channels_last else ''}"
-        self.model, self.precision, self.channels_last = model_name, precision, channels_last
+        self.name = f"{model_name} {precision}{' channels_last' if channels_last else ''}{' compiled' if compiled else ''}"
+        self.model, self.precision, self.channels_last, self.compiled = model_name, precision, channels_last, compiled
         self.net = create_model(model_name, in_shape=tuple(x.shape[1:]), num_classes=10).train()
         self.x = x
         if channels_last:
@@ -51,6 +57,15 @@ class Bench:
         self.y = y
         self.opt = torch.optim.AdamW(self.net.parameters(), lr=1e-3)
         self.timings: list[float] = []  # img/s of each timed block
+        self.warmup_seconds = 0.0
+        if compiled:  # after the optimiser took the parameters: compile wraps the module, the weights stay shared
+            self.net = torch.compile(self.net)
+
+    def warm(self, steps: int) -> None:
+        t0 = time.perf_counter()
+        for _ in range(steps):
+            self.step()
+        self.warmup_seconds = time.perf_counter() - t0
 
     def step(self) -> None:
         with autocast(self.precision):
@@ -74,6 +89,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--steps", type=int, default=8, help="steps per timing")
     ap.add_argument("--repeats", type=int, default=7, help="timings per setting (median reported)")
     ap.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
+    ap.add_argument("--compile", action="store_true", help="also time torch.compile (inductor) of the model")
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "throughput"))
     args = ap.parse_args(argv)
     if args.threads > 0:
@@ -83,10 +99,11 @@ def main(argv: list[str] | None = None) -> int:
     ds = load_dataset("mnist")
     x = torch.from_numpy(ds.train_x[: args.batch_size].copy()).float() / 255.0  # (B, 1, 28, 28)
     y = torch.from_numpy(ds.train_y[: args.batch_size].copy())
-    benches = [Bench(m, p, cl, x, y) for m in args.models.split(",") for p, cl in SETTINGS]
+    settings = [(p, cl, False) for p, cl in SETTINGS]
+    settings += [(p, cl, True) for p, cl in COMPILED if args.compile and (p == "fp32" or cpu_has_bf16())]
+    benches = [Bench(m, p, cl, x, y, compiled=c) for m in args.models.split(",") for p, cl, c in settings]
     for b in benches:
-        for _ in range(args.warmup):
-            b.step()
+        b.warm(args.warmup)
     for r in range(args.repeats):
         for b in benches:
             b.time(args.steps)
@@ -98,19 +115,23 @@ def main(argv: list[str] | None = None) -> int:
         base = next(o for o in benches if o.model == b.model and o.precision == "fp32" and not o.channels_last)
         med, base_med = statistics.median(b.timings), statistics.median(base.timings)
         rows.append({"model": b.model, "params": count_params(b.net), "precision": b.precision,
-                     "channels_last": b.channels_last, "img_per_s_median": round(med, 1),
+                     "channels_last": b.channels_last, "compiled": b.compiled, "img_per_s_median": round(med, 1),
+                     "compile_seconds": round(max(0.0, b.warmup_seconds - args.warmup * len(b.y) / med), 1)
+                     if b.compiled else None,
                      "img_per_s_mean": round(statistics.mean(b.timings), 1),
                      "img_per_s_std": round(statistics.stdev(b.timings), 1) if len(b.timings) > 1 else 0.0,
                      "speedup_vs_fp32": round(med / base_med, 2), "timings": [round(t, 1) for t in b.timings]})
     winners = {}
     for m in args.models.split(","):
         best = max((r for r in rows if r["model"] == m), key=lambda r: r["img_per_s_median"])
-        winners[m] = f"{best['precision']}{' + channels_last' if best['channels_last'] else ''}"
+        winners[m] = (f"{best['precision']}{' + channels_last' if best['channels_last'] else ''}"
+                      f"{' + compiled' if best['compiled'] else ''}")
     result = {
         "benchmark": "throughput", "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
         "git": git_sha(), "command": "python benchmarks/throughput.py " + " ".join(shlex.quote(a) for a in
                                                                              (argv if argv is not None else sys.argv[1:])),
-        "machine": {"cpu": cpu_name(), "cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads(),
+        "machine": {"cpu": cpu_name(), "cpu_flags": cpu_flags(), "cpu_count": os.cpu_count(),
+                    "torch_threads": torch.get_num_threads(),
                     "bf16_hardware": cpu_has_bf16(), "torch": torch.__version__},
         "auto_precision": resolve_precision("auto"),
         "settings": {"batch_size": args.batch_size, "warmup": args.warmup, "steps": args.steps,
@@ -132,7 +153,8 @@ def markdown(r: dict) -> str:
         "",
         f"{r['date']} · git {r['git']} · `{r['command']}`",
         "",
-        f"Machine: {m['cpu']}, {m['cpu_count']} cores, torch {m['torch']} with {m['torch_threads']} threads, "
+        f"Machine: {m['cpu']} (CPU flags: {' '.join(m.get('cpu_flags', [])) or '?'}), {m['cpu_count']} cores, "
+        f"torch {m['torch']} with {m['torch_threads']} threads, "
         f"bf16 hardware (AMX/AVX512-bf16): {'yes' if m['bf16_hardware'] else 'no'}. "
         f"Load average {r['loadavg_start'][0]:.1f} at start, {r['loadavg_end'][0]:.1f} at end: the CPU was shared "
         f"with other jobs, so absolute img/s are measured under load; the settings were timed in turns, so their "
@@ -142,13 +164,14 @@ def markdown(r: dict) -> str:
         f"{r['settings']['warmup']} warm-up steps not timed; {r['settings']['repeats']} timings of "
         f"{r['settings']['steps']} steps per setting.",
         "",
-        "| model | params | precision | layout | img/s (median) | mean ± std | × fp32 |",
-        "|---|---:|---|---|---:|---:|---:|",
+        "| model | params | precision | layout | img/s (median) | mean ± std | × fp32 | compile s |",
+        "|---|---:|---|---|---:|---:|---:|---:|",
     ]
     for x in r["results"]:
-        lines.append(f"| {x['model']} | {x['params']:,} | {x['precision']} | "
-                     f"{'channels_last' if x['channels_last'] else 'contiguous'} | {x['img_per_s_median']:.0f} | "
-                     f"{x['img_per_s_mean']:.0f} ± {x['img_per_s_std']:.0f} | {x['speedup_vs_fp32']:.2f} |")
+        layout = ("channels_last" if x["channels_last"] else "contiguous") + (", compiled" if x.get("compiled") else "")
+        compile_s = f"{x['compile_seconds']:.1f}" if x.get("compile_seconds") is not None else ""
+        lines.append(f"| {x['model']} | {x['params']:,} | {x['precision']} | {layout} | {x['img_per_s_median']:.0f} | "
+                     f"{x['img_per_s_mean']:.0f} ± {x['img_per_s_std']:.0f} | {x['speedup_vs_fp32']:.2f} | {compile_s} |")
     lines += ["", "Fastest per model: " + ", ".join(f"{k}: {v}" for k, v in r["fastest"].items()) +
               f". `--precision auto` resolves to **{r['auto_precision']}** here (bf16 where the CPU has AMX or "
               "AVX512-bf16, else fp32); training and inference use channels_last in either precision.", ""]
