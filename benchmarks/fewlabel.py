@@ -36,6 +36,10 @@ REPORT_FLAGS = ("report_only", "runs", "name", "notes", "include")  # what --rep
 LITERATURE = [("Ladder networks (Rasmus et al. 2015)", 1.06, 0.37), ("Improved GAN (Salimans et al. 2016)", 0.93, 0.065),
               ("Triple-GAN (Li et al. 2017)", 0.91, 0.58), ("Bad GAN (Dai et al. 2017)", 0.795, 0.098),
               ("IIC, no labels (Ji et al. 2019)", 0.77, None)]
+# MNIST with fewer labels or none, test error % (ANCHORS.md): the 10- and 20-label rows stand beside these
+LITERATURE_FEW = [(0, "IIC, clustering (Ji et al. 2019)", "0.7–0.8", None), (0, "IMSAT (Hu et al. 2017)", "1.6", None),
+                  (20, "Triple-GAN (Li et al. 2017)", "4.81", "4.95"),
+                  (20, "Improved GAN, feature matching (Salimans et al. 2016)", "16.8", None)]
 
 
 def run_one(args, labels: int, draw: int) -> dict:
@@ -168,6 +172,9 @@ def write(args, rows: list[dict], started: dict) -> None:
                      f"{s['load'][0]:.1f} – {s['load'][1]:.1f} | {', '.join(s.get('machines', []))} |")
     lines += ["", "## Literature, MNIST 100 labels (GPU, test error %)", "", "| method | error % |", "|---|---|"]
     lines += [f"| {n} | {e}{f' ± {sd}' if sd else ''} |" for n, e, sd in LITERATURE]
+    lines += ["", "## Literature, MNIST with fewer labels or none (GPU, test error %)", "", "| labels | method | error % |",
+              "|---|---|---|"]
+    lines += [f"| {n or 'none'} | {m} | {e}{f' ± {sd}' if sd else ''} |" for n, m, e, sd in LITERATURE_FEW]
     lines += ["", "## Runs", "", "running BN = the same EMA model with the batch-norm statistics it kept during training, "
               "before they are recomputed on clean unlabelled images (`bn_recalibrate`); shown, never chosen. "
               "pool = accuracy on the run's own unlabelled training images (transductive; the development measure "
