@@ -18,8 +18,9 @@ from mnistlab.errors import MnistlabError
 from mnistlab.train import calibrate  # noqa: F401 (the study's clock; patched by tests here)
 
 LEVELS = (1.0, 0.8, 0.6, 0.5, 0.4, 0.3, 0.25, 0.2, 0.15)  # the paces a study may get: few, so that similar machines agree
-# the study issue's 30 min, less a margin: the same idle machine calibrated 0.55–0.65 s from one run to the next
-TARGET_SECONDS = 27 * 60
+# the study issue's 30 min, less 1.5 min for set-up and the report; the AVX2 reference sits at the lowest level
+# and at this edge (docs/performance.md)
+TARGET_SECONDS = 28.5 * 60
 # `calibrate()` at the start of the study whose stage times are the stages' quick estimates (with the pace-1 times of
 # the same machine for the share a pace does not shorten): AMD EPYC (AVX2 + FMA, no bf16), 2 idle threads, fp32
 # (benchmarks/results/run-quick-epyc-paced.md). Other calibrations of that machine gave 0.55–0.65 s
@@ -73,7 +74,7 @@ def pace_sentence(rec: dict, full_seconds: float) -> str:
     if rec["pace"] == 1:
         return f"this CPU: {step}; the full schedules should take ≈ {full_seconds / 60:.0f} min: running them as written"
     return (f"this CPU: {step}; the full schedules would take ≈ {full_seconds / 60:.0f} min; running them at "
-            f"{rec['pace']:g}× to fit ≈ {TARGET_SECONDS / 60:.0f} min (`--pace 1` for the full ones; pace.json)")
+            f"{rec['pace']:g}× to fit ≈ {TARGET_SECONDS / 60:.1f} min (`--pace 1` for the full ones; pace.json)")
 
 
 def next_remaining(remaining: float, planned: float, actual: float, corrected: float) -> float:

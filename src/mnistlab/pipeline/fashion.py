@@ -23,7 +23,7 @@ def model_of(run_dir) -> str | None:
 
 
 @STAGES.register("fashion", title="Fashion-MNIST: the same code on clothes",
-                 estimate={"smoke": 30, "quick": 1313, "full": 4500}, fixed=0.05)
+                 estimate={"smoke": 30, "quick": 1313, "full": 4500}, fixed=0.1)
 def stage(ctx: Context) -> Section:
     rows, figs, tables = [], [], []
     sup = ctx.dir / "supervised"

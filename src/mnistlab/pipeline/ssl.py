@@ -23,7 +23,7 @@ SETS = {"quick": {"steps": 1000, "refine_rounds": 1, "refine_epochs": 1.0}}
 
 
 @STAGES.register("ssl", title="Semi-supervised learning: MNIST with 10 to 1000 labels",
-                 estimate={"smoke": 40, "quick": 850, "full": 9000}, fixed=0.0,
+                 estimate={"smoke": 40, "quick": 850, "full": 9000}, fixed=0.1,
                  min_pace=0.4)
 def stage(ctx: Context) -> Section:
     method = default_method()
