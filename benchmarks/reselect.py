@@ -117,8 +117,10 @@ def merged_classes(out: Path, below: float = 0.5) -> str:
 
 
 def ms(xs: list[float]) -> str:
-    sd = statistics.stdev(xs) if len(xs) > 1 else 0.0
-    return f"{100 * statistics.mean(xs):.2f} ± {100 * sd:.2f}"
+    """Mean ± sample std in %, or the one value (no spread to show)."""
+    if len(xs) == 1:
+        return f"{100 * xs[0]:.2f}"
+    return f"{100 * statistics.mean(xs):.2f} ± {100 * statistics.stdev(xs):.2f}"
 
 
 MEASURE_NAMES = {"ulb_accuracy": "pool", "val_accuracy": "validation"}
