@@ -44,7 +44,7 @@ class Recipe:
 # the first that matches the dataset and the label count wins; docs/protocol.md gives each one's evidence
 RECIPES: list[Recipe] = [
     Recipe("fashion-freematch-15", "fashion-mnist", "freematch", {"epochs": 15.0},
-           evidence="method on the pool; epochs on test + pool, being re-selected (docs/protocol.md)"),
+           evidence="method on the pool; epochs on test + pool, not yet re-selected (docs/protocol.md)"),
     # one label a class: whole classes merge (the 2s taken by the 0s); balanced pseudo-labels keep every class alive
     Recipe("mnist-balanced", "mnist", "fixmatch", {"sinkhorn": 3}, max_labels=10,
            evidence="pool, probe size: +6.26 points over 4 draws (benchmarks/results/reselect-balance-avx2.md)"),
