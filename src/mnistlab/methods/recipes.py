@@ -19,7 +19,7 @@ import sys
 from dataclasses import dataclass, field
 from typing import Any
 
-from mnistlab.config import load_config_file, merge, to_dict
+from mnistlab.config import TrainConfig, load_config_file, merge, to_dict
 from mnistlab.errors import MnistlabError
 from mnistlab.methods import METHODS, methods_for
 from mnistlab.models import MODELS
@@ -60,7 +60,8 @@ def default_recipe(dataset: str | None = None, labels: int | None = None) -> tup
     """(method, config fields) that `fewlabel` runs without --method: the first recipe for the dataset and label count
     (default 100), else the first registered method of DEFAULT_ORDER with its own defaults."""
     n = DEFAULT_LABELS if labels is None else labels
-    recipe = next((r for r in RECIPES if r.dataset == (dataset or "mnist") and (not r.max_labels or n <= r.max_labels)
+    name = dataset or TrainConfig.dataset  # none named: the commands' default dataset
+    recipe = next((r for r in RECIPES if r.dataset == name and (not r.max_labels or n <= r.max_labels)
                    and r.method in METHODS), None)
     if recipe:
         return recipe.method, {**recipe.fields, "fewlabel_recipe": recipe.name}
