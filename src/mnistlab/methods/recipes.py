@@ -60,8 +60,8 @@ def default_recipe(dataset: str | None = None, labels: int | None = None) -> tup
     """(method, config fields) that `fewlabel` runs without --method: the first recipe for the dataset and label count
     (default 100), else the first registered method of DEFAULT_ORDER with its own defaults."""
     n = DEFAULT_LABELS if labels is None else labels
-    name = dataset or TrainConfig.dataset  # none named: the commands' default dataset
-    recipe = next((r for r in RECIPES if r.dataset == name and (not r.max_labels or n <= r.max_labels)
+    ds = dataset or TrainConfig.dataset  # none named: the commands' default dataset
+    recipe = next((r for r in RECIPES if r.dataset == ds and (not r.max_labels or n <= r.max_labels)
                    and r.method in METHODS), None)
     if recipe:
         return recipe.method, {**recipe.fields, "fewlabel_recipe": recipe.name}

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from mnistlab import api, fileio
-from mnistlab.methods.recipes import default_method
+from mnistlab.methods.recipes import default_method, default_recipe
 from mnistlab.pipeline import STAGES, Context
 from mnistlab.pipeline._sections import figures, metrics
 from mnistlab.report import conclusions
@@ -29,15 +29,16 @@ def stage(ctx: Context) -> Section:
     method = default_method()
     rows, figs = [], []
     for n in LABELS[ctx.budget]:
-        out = ctx.dir / f"{method}-{n}"
-        api.train(method, command="fewlabel", out=out, resume=True, budget=ctx.budget,
+        run_method, recipe = default_recipe(labels=n)  # what `mnistlab fewlabel --labels n` runs (10: balanced)
+        out = ctx.dir / f"{run_method}-{n}"
+        api.train(run_method, command="fewlabel", out=out, resume=True, budget=ctx.budget, recipe=recipe,
                   overrides={"labels": n, "split_seed": 0, "seed": 0, **ctx.settings(SETS)})
         m = metrics(out)
-        rows.append([f"mnistlab {method}, {n} labels", m.get("test_accuracy"),
+        rows.append([f"mnistlab {run_method}, {n} labels", m.get("test_accuracy"),
                      100 * (1 - m["test_accuracy"]) if m.get("test_accuracy") is not None else None,
                      m.get("wall_seconds")])
         figs += figures(out, ctx.dir, names=[f for f in ("learning_curves.png", "confusion.png")
-                                             if (out / f).exists()], prefix=f"{method}, {n} labels: ")
+                                             if (out / f).exists()], prefix=f"{run_method}, {n} labels: ")
     lit = [[name, 1 - err / 100, err, None] for name, err in LITERATURE]
     tables = [{"title": "this run (one label draw, split seed 0) and published results for 100 labels",
                "columns": ["method", "test accuracy", "test error %", "seconds"], "rows": rows + lit}]
