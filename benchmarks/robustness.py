@@ -42,7 +42,7 @@ from mnistlab.evaluate.ood import ood_report  # noqa: E402
 from mnistlab.runs import load_model  # noqa: E402
 from _machine import cpu_flags, cpu_name, git_sha, run_cli  # noqa: E402
 
-NEAR_OOD = ("letters", "pen-strokes", "digit-fragments", "digit-pairs")
+NEAR_OOD = neg.NEAR
 TARGETS = {"letters_rejected": 0.95, "mnist_accepted": 0.995, "shift_accepted": 0.97, "auroc_fashion": 0.999,
            "cnn_shift_accuracy": 0.95, "cnn_mnist_accuracy": 0.996, "aurc_ratio": 1.5}
 
@@ -53,7 +53,8 @@ def jobs(args) -> dict[str, list[str]]:
            "1", "--set", "val_size=5000"]
     det = ["detect", "train", "--budget", "quick", "--seed", str(args.seed), "--threads", "1",
            "--epochs", str(args.det_epochs), "--set", f"positives={args.positives}",
-           "--set", f"negatives={args.positives}", "--set", f"lofo_epochs={args.lofo_epochs}"]
+           "--set", f"negatives={args.positives}", "--set", f"lofo_epochs={args.lofo_epochs}",
+           "--set", f"near_share={args.det_near_share}", "--set", f"model={args.det_model}"]
     if args.smoke:
         sup = ["supervised", "--budget", "smoke", "--seed", "0", "--threads", "1", "--set", "val_size=200"]
         det = ["detect", "train", "--budget", "smoke", "--seed", "0", "--threads", "1",
@@ -135,10 +136,12 @@ def det_report(run: Path, sets: dict, *, n: int, seed: int) -> dict:
     acc = {name: accepted(x) for name, (x, _) in sets.items()}
     held = neg.generate("letters", n, seed=seed + 777, fonts="held-out")
     m = fileio.read_json(run / "metrics.json")
+    val = fileio.read_json(run / "threshold.json")
     return {"accepted": acc, "letters_heldout_rejected": 1 - accepted(held),
             "family_rejected": m.get("family_accuracy"), "lofo_rejected": m.get("lofo_accuracy"),
             "auroc_fashion": m.get("auroc_fashion"), "threshold_p_digit": thr,
-            "lofo_digit_recall_min": m.get("lofo_digit_recall_min")}
+            "lofo_digit_recall_min": m.get("lofo_digit_recall_min"),
+            "val_digit_recall": val.get("val_digit_recall"), "val_family_rejected": val.get("val_family_rejected")}
 
 
 def ensemble_report(a: dict, b: dict) -> dict:
@@ -160,16 +163,20 @@ def main(argv=None) -> int:
     p.add_argument("--det-epochs", type=float, default=2.0)
     p.add_argument("--positives", type=int, default=15000, help="detector: MNIST digits (and as many negatives)")
     p.add_argument("--lofo-epochs", type=float, default=0.5)
+    p.add_argument("--det-near-share", type=float, default=0.0,
+                   help="detector: share of negatives from the families that look like writing (0 = even)")
+    p.add_argument("--det-model", default="cnn-small", help="detector backbone")
     p.add_argument("--shift-size", type=int, default=1000, help="images per shifted set")
     p.add_argument("--test-size", type=int, default=10000, help="MNIST test images")
     p.add_argument("--val-max", type=int, default=5000, help="validation images the selector is fitted on")
     p.add_argument("--jobs", type=int, default=2, help="training runs at once (one thread each)")
     p.add_argument("--runs", default=str(ROOT / "runs" / "bench-robustness"))
+    p.add_argument("--name", default="robustness", help="results file stem")
     p.add_argument("--smoke", action="store_true")
     args = p.parse_args(argv)
     if args.smoke:
         args.shift_size, args.test_size = 100, 300
-    name = "robustness-smoke" if args.smoke else "robustness"
+    name = "robustness-smoke" if args.smoke else args.name
     runs = Path(args.runs) / ("smoke" if args.smoke else f"s{args.seed}")
     started, t0 = dt.datetime.now(dt.timezone.utc), time.time()
     trained = train(args, runs)
@@ -192,7 +199,7 @@ def main(argv=None) -> int:
     out = ROOT / "benchmarks" / "results"
     fileio.write_json(out / f"{name}.json", res)
     fileio.write_text(out / f"{name}.md", render(res))
-    if not args.smoke:  # detector.md keeps its own runs; this replaces only its near-OOD section
+    if not args.smoke and name == "robustness":  # detector.md keeps its own runs; this replaces its near-OOD section
         from robustness_md import MARKER, detector_section
 
         old = (out / "detector.md").read_text() if (out / "detector.md").exists() else ""

@@ -8,6 +8,14 @@ def _met(ok) -> str:
     return {True: "met", False: "**missed**", None: "not measured"}[ok]
 
 
+def _near_mean(d: dict) -> float | None:
+    """Mean validation rejection over the families that look like writing (what near_share is chosen on)."""
+    from mnistlab.data.negatives import NEAR
+
+    v = [x for f, x in (d.get("val_family_rejected") or {}).items() if f in NEAR]
+    return sum(v) / len(v) if v else None
+
+
 def render_md(r: dict, *, pct) -> str:
     b, t = r["budget"], r["targets"]
     sets = list(r["cnn"]["cnn-base"]["sets"])
@@ -15,11 +23,12 @@ def render_md(r: dict, *, pct) -> str:
     lines = [f"# Robustness: letters, shifted digits, confident mistakes (issue 31){' — smoke' if b['smoke'] else ''}",
              "", f"- date {r['date']}, git `{r['git_sha']}`, wall {r['wall_seconds']} s for the whole benchmark",
              f"- machine: {r['machine']['cpu']}, {r['machine']['cores']} cores, flags {', '.join(r['machine']['flags'])}"
-             f" (fp32); load average at the end {r['machine']['load_avg_end']} — shared with other jobs",
+             f" ({'bf16' if {'avx512_bf16', 'amx_bf16'} & set(r['machine']['flags']) else 'fp32'}); load average at the end {r['machine']['load_avg_end']} — shared with other jobs",
              f"- command: `{r['command']}`",
-             f"- budget (≤ 25 min on this 2-core CPU, seed {b['seed']}, one seed — no ± here): CNN `{b.get('cnn_model', 'cnn')}` "
-             f"{b['cnn_epochs']} epochs on 55 000 training images (5 000 held out for validation); detector `cnn-small` "
-             f"{b['det_epochs']} epochs on {b['positives']} digits + as many negatives over every family, LOFO "
+             f"- budget (seed {b['seed']}, one seed — no ± here): CNN `{b.get('cnn_model', 'cnn')}` "
+             f"{b['cnn_epochs']} epochs on 55 000 training images (5 000 held out for validation); detector `{b.get('det_model', 'cnn-small')}` "
+             f"{b['det_epochs']} epochs on {b['positives']} digits + as many negatives over every family "
+             f"({100 * b.get('det_near_share', 0):g} % of them from the families that look like writing, 0 = evenly), LOFO "
              f"detectors {b['lofo_epochs']} epoch each; shifted sets: the first {b['shift_size']} MNIST test images "
              f"(printed: as many renders from held-out fonts), MNIST test: the first {b['test_size']}; "
              f"the selector is fitted on {b.get('val_max')} validation images.",
@@ -34,6 +43,8 @@ def render_md(r: dict, *, pct) -> str:
               f"{pct(dr['letters_heldout_rejected'])} |",
               f"| Fashion-MNIST AUROC | {db['auroc_fashion']:.5f} | {dr['auroc_fashion']:.5f} |",
               f"| threshold p(digit) (validation) | {db['threshold_p_digit']:.3f} | {dr['threshold_p_digit']:.3f} |",
+              f"| validation: digits accepted | {pct(db.get('val_digit_recall'))} | {pct(dr.get('val_digit_recall'))} |",
+              f"| validation: near families rejected (mean) | {pct(_near_mean(db))} | {pct(_near_mean(dr))} |",
               "", "Leave-one-family-out (robust detector; trained without the family, tested on fresh images of it; "
               "letters from held-out fonts):", "", "| family | rejected in training mix | rejected when left out |",
               "|---|---|---|"]

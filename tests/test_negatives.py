@@ -88,6 +88,33 @@ def test_mix_is_balanced_deterministic_and_labelled():
     assert mid[fam == 0].min() > mid[fam != 0].max()
 
 
+def test_weighted_mix_follows_the_weights_and_even_weights_change_nothing():
+    fams = ["uniform", "lines", "blobs"]
+    assert neg.mix_counts(31, fams) == [11, 10, 10]  # the even split of before: the first families take the rest
+    assert neg.mix_counts(40, fams, {"lines": 2.0}) == [10, 20, 10]
+    assert neg.mix_counts(7, fams, {"uniform": 0.0, "blobs": 0.5}) == [0, 5, 2]
+    assert sum(neg.mix_counts(1001, fams, {"uniform": 0.3, "lines": 0.3, "blobs": 0.4})) == 1001
+    x, fam = neg.generate_mix(31, seed=5, families=fams)
+    xw, famw = neg.generate_mix(31, seed=5, families=fams, weights={f: 2.0 for f in fams})
+    np.testing.assert_array_equal(x, xw)
+    np.testing.assert_array_equal(fam, famw)
+    _, fam = neg.generate_mix(40, seed=5, families=fams, weights={"lines": 2.0})
+    assert np.bincount(fam).tolist() == [10, 20, 10]
+    for bad in ({"lines": -1.0}, {f: 0.0 for f in fams}, {"lines": float("nan")}):
+        with pytest.raises(MnistlabError, match="family weights"):
+            neg.mix_counts(10, fams, bad)
+
+
+def test_near_share_puts_that_share_on_the_families_that_look_like_writing():
+    from mnistlab.methods.detector import family_weights
+
+    fams = ["uniform", "lines", "letters", "pen-strokes"]
+    assert set(neg.NEAR) <= set(neg.family_names())
+    w = family_weights(fams, 0.6)
+    assert neg.mix_counts(1000, fams, w) == [200, 200, 300, 300]
+    assert family_weights(fams, 0.0) is None and family_weights(["uniform", "lines"], 0.6) is None
+
+
 def test_unknown_family_lists_the_valid_ones():
     with pytest.raises(MnistlabError, match="unknown negative family 'nope'.*uniform"):
         neg.generate("nope", 3, seed=0)

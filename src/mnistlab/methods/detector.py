@@ -51,6 +51,9 @@ class DetectorConfig(TrainConfig):
     positives: int = 30000  # MNIST training digits (class 1)
     negatives: int = 30000  # generated non-digits (class 0), spread evenly over `families`
     families: list[str] = field(default_factory=list)  # generator families to train on; empty = all registered
+    # share of training and validation negatives from the families that look like writing (negatives.NEAR), split
+    # evenly among them; 0 = every family alike. Test negatives stay spread evenly.
+    near_share: float = 0.0
     val_size: int = 2000  # per class: held-out training digits + negatives from the validation seed
     test_negatives: int = 10000  # freshly generated for the test set (the brief: 10k MNIST test + 10k generated)
     split_seed: int = 0  # which training digits are positives / validation
@@ -62,6 +65,7 @@ class DetectorConfig(TrainConfig):
     lofo_epochs: float = 1.0
     ood_dataset: str = "fashion-mnist"  # never used in training; "" = no out-of-distribution test
     ood_fallback: str = "mnist"  # the OOD set when ood_dataset is the training dataset (a clothes detector)
+    RANGES = {"near_share": (0.0, 0.95), "robust": (0.0, 1.0)}
 
 
 BUDGETS = {
@@ -99,15 +103,26 @@ def _split(cfg: DetectorConfig, n_train: int) -> tuple[np.ndarray, np.ndarray, n
     return np.sort(perm[: cfg.positives]), np.sort(perm[cfg.positives: k]), np.sort(perm[k:])
 
 
+def family_weights(fams: list[str], near_share: float) -> dict[str, float] | None:
+    """Weights for negatives.generate_mix: `near_share` of the mass over the near families present, the rest over
+    the others; None (evenly) when near_share is 0."""
+    near = [f for f in fams if f in neg.NEAR]
+    if near_share == 0 or not near or len(near) == len(fams):
+        return None
+    return {f: near_share / len(near) if f in near else (1 - near_share) / (len(fams) - len(near)) for f in fams}
+
+
 def _negative_sets(cfg: DetectorConfig, fams: list[str], *, spare: np.ndarray, val_digits: np.ndarray,
                    test_digits: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
     """Training / validation / test negatives (images, family index) from three seeds. Broken digits: spare training
     digits / validation digits / MNIST test digits. Fragments and pairs read training digits only: one half of the
     spare digits for training, the other for test. Test letters come from held-out font files (leave-fonts-out)."""
     half = (spare[0::2], spare[1::2]) if len(spare) >= 6 else (spare, spare)
-    return [neg.generate_mix(cfg.negatives, seed=cfg.data_seed, families=fams, digits=spare, train_digits=half[0]),
+    w = family_weights(fams, cfg.near_share)
+    return [neg.generate_mix(cfg.negatives, seed=cfg.data_seed, families=fams, digits=spare, train_digits=half[0],
+                             weights=w),
             neg.generate_mix(cfg.val_size, seed=cfg.data_seed + VAL_SEED, families=fams, digits=val_digits,
-                             train_digits=val_digits),
+                             train_digits=val_digits, weights=w),
             neg.generate_mix(cfg.test_negatives, seed=cfg.data_seed + TEST_SEED, families=fams, digits=test_digits,
                              train_digits=half[1], fonts="held-out")]
 
@@ -272,8 +287,13 @@ def run(cfg: DetectorConfig, run: Run, *, resume: bool = False) -> dict:
     val_m = _margin(infer.logits(model, d.val_x, precision=rt.precision))
     thr = choose_threshold(val_m, d.val_y)
     val_acc = float(((val_m >= thr) == d.val_y.astype(bool)).mean())
+    n_val_pos = int(d.val_y.sum())  # positives come first
+    val_fam = {f: float((val_m[n_val_pos:][d.va_fam == i] < thr).mean()) for i, f in enumerate(d.fams)
+               if (d.va_fam == i).any()}  # each family's validation images rejected: what a recipe is chosen on
     run.save_json("threshold.json", {"margin": thr, "p_digit": float(_p(thr)), "chosen_on": "validation",
-                                     "val_accuracy": val_acc, "val_size": int(len(d.val_y))})
+                                     "val_accuracy": val_acc, "val_size": int(len(d.val_y)),
+                                     "val_digit_recall": float((val_m[:n_val_pos] >= thr).mean()),
+                                     "val_family_rejected": val_fam})
     run.save_model(model, {**spec, "task": "detector", "classes": list(CLASSES), "threshold": float(_p(thr))})
     test_m = _margin(infer.logits(model, d.test_x, precision=rt.precision))  # MNIST test + fresh negatives
     metrics = {**test_outputs(cfg, run, d, test_m=test_m, thr=thr, history=history), "val_accuracy": val_acc}

@@ -34,6 +34,8 @@ from mnistlab.data.negatives._draw import SIZE
 CHUNK = 512  # images rendered at once (bounds the (chunk, segments, 784) distance tensors to ≈ 50 MB)
 KINDS = ("distribution", "ink", "patch", "font", "hard", "fragment")
 FONT_SPLITS = ("train", "held-out", "all")
+# the families that look like writing (near out-of-distribution for a digit detector), the hard ones to reject
+NEAR = ("letters", "pen-strokes", "digit-fragments", "digit-pairs")
 
 # name → fn(n, rng[, digits= | fonts=]) -> float32 (n, 28, 28) in [0, 1]
 FAMILIES: Registry[Callable[..., np.ndarray]] = Registry("negative family", package=__name__)
@@ -79,15 +81,28 @@ def available(family: str) -> bool:
         return False
 
 
+def mix_counts(n: int, families: list[str], weights: dict[str, float] | None = None) -> list[int]:
+    """`n` split over `families` in proportion to `weights` (missing names weigh 1; default: evenly), by largest
+    remainder, ties to the earlier family: the counts sum to n."""
+    w = np.array([float((weights or {}).get(f, 1.0)) for f in families])
+    if not len(w) or (w < 0).any() or not np.isfinite(w).all() or w.sum() <= 0:
+        raise MnistlabError(f"family weights must be finite, ≥ 0 and not all 0: {weights}")
+    share = n * w / w.sum()
+    counts = np.floor(share).astype(int)
+    extra = np.argsort(-(share - counts), kind="stable")[: n - counts.sum()]
+    counts[extra] += 1
+    return counts.tolist()
+
+
 def generate_mix(n: int, *, seed: int, families: list[str] | tuple[str, ...] | None = None,
                  digits: np.ndarray | None = None, train_digits: np.ndarray | None = None,
-                 fonts: str = "train") -> tuple[np.ndarray, np.ndarray]:
-    """`n` images spread evenly over `families` (default: all) → (uint8 (n, 1, 28, 28), family index (n,) into
-    `families`), shuffled by `seed`."""
+                 fonts: str = "train", weights: dict[str, float] | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """`n` images spread over `families` (default: all; evenly unless `weights`) → (uint8 (n, 1, 28, 28), family
+    index (n,) into `families`), shuffled by `seed`."""
     families = list(families) if families is not None else [f for f in family_names() if available(f)]
     if not families:
         raise MnistlabError("no negative family to generate from")
-    counts = [n // len(families) + (i < n % len(families)) for i in range(len(families))]
+    counts = mix_counts(n, families, weights)
     xs = [generate(f, c, seed=seed, digits=digits, train_digits=train_digits, fonts=fonts)
           for f, c in zip(families, counts)]
     fam = np.repeat(np.arange(len(families)), counts)
