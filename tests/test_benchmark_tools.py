@@ -61,3 +61,22 @@ def test_pinned_old_recipe_is_a_valid_fixmatch_config():
 
     cfg = merge(FixMatchConfig, {k: str(v) for k, v in time_to_accuracy.FIXMATCH_V1.items()})  # as --set passes them
     assert cfg.model == "cnn" and cfg.refine_rounds == 3 and cfg.skip_unconfident is False
+
+
+def test_reselect_commands_parse_and_the_rule_needs_a_clear_margin(tmp_path):
+    import argparse
+
+    import reselect
+
+    args = argparse.Namespace(threads=1, model="cnn-small", steps=1000, labels=0, grid="detector")
+    grid = reselect.GRIDS["detector"]
+    for name in grid.candidates:  # every candidate's command is one the CLI accepts
+        words = reselect.command(args, grid, name, 3, tmp_path / name)
+        parsed = build_parser().parse_args(words)
+        assert parsed.seed == 3 and words[:2] == ["detect", "train"]
+    assert "near_share=0.5" in reselect.command(args, grid, "near-0.5-cnn", 0, tmp_path)
+    row = lambda c, v, d=0: {"candidate": c, "split_seed": d, "val_hard": v}  # noqa: E731
+    assert reselect.decide({"even-small": [row("even-small", 0.90)], "even-cnn": [row("even-cnn", 0.904)]},
+                           grid).count("even-small stays")  # 0.4 point < the 0.5-point margin
+    won = reselect.decide({"even-small": [row("even-small", 0.90)], "even-cnn": [row("even-cnn", 0.91)]}, grid)
+    assert "even-cnn" in won and "stays" not in won

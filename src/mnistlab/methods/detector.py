@@ -273,6 +273,25 @@ def ood_outputs(cfg: DetectorConfig, run: Run, d: DetectorData, model, *, test_m
     return metrics
 
 
+def validation_threshold(run: Run, d: DetectorData, model, rt: Runtime) -> tuple[float, dict]:
+    """The decision threshold on the margin, chosen on validation only (threshold.json), and the validation figures
+    a detector recipe is chosen on: digits accepted, each family rejected, and `val_hard`, the mean of the digit
+    recall and the near families' (negatives.NEAR) mean rejection."""
+    val_m = _margin(infer.logits(model, d.val_x, precision=rt.precision))
+    thr = choose_threshold(val_m, d.val_y)
+    n_pos = int(d.val_y.sum())  # positives come first
+    fam = {f: float((val_m[n_pos:][d.va_fam == i] < thr).mean()) for i, f in enumerate(d.fams) if (d.va_fam == i).any()}
+    near = [v for f, v in fam.items() if f in neg.NEAR]
+    out = {"val_accuracy": float(((val_m >= thr) == d.val_y.astype(bool)).mean()),
+           "val_digit_recall": float((val_m[:n_pos] >= thr).mean())}
+    if near:
+        out["val_near_rejected"] = float(np.mean(near))
+        out["val_hard"] = (out["val_digit_recall"] + out["val_near_rejected"]) / 2
+    run.save_json("threshold.json", {"margin": thr, "p_digit": float(_p(thr)), "chosen_on": "validation",
+                                     "val_size": int(len(d.val_y)), **out, "val_family_rejected": fam})
+    return thr, out
+
+
 @METHODS.register("detector", config=DetectorConfig, budgets=BUDGETS, task="detector")
 def run(cfg: DetectorConfig, run: Run, *, resume: bool = False) -> dict:
     rt = resolve_runtime(cfg)
@@ -283,20 +302,10 @@ def run(cfg: DetectorConfig, run: Run, *, resume: bool = False) -> dict:
     model, spec, history = train_detector(cfg, run, x=d.x, y=d.y, val_x=d.val_x, val_y=d.val_y, epochs=cfg.epochs,
                                           rt=rt, resume=resume, desc=f"detector {cfg.model}")
     train_seconds = history[-1]["seconds"] if history else 0.0
-    # the decision threshold: chosen on validation margins only
-    val_m = _margin(infer.logits(model, d.val_x, precision=rt.precision))
-    thr = choose_threshold(val_m, d.val_y)
-    val_acc = float(((val_m >= thr) == d.val_y.astype(bool)).mean())
-    n_val_pos = int(d.val_y.sum())  # positives come first
-    val_fam = {f: float((val_m[n_val_pos:][d.va_fam == i] < thr).mean()) for i, f in enumerate(d.fams)
-               if (d.va_fam == i).any()}  # each family's validation images rejected: what a recipe is chosen on
-    run.save_json("threshold.json", {"margin": thr, "p_digit": float(_p(thr)), "chosen_on": "validation",
-                                     "val_accuracy": val_acc, "val_size": int(len(d.val_y)),
-                                     "val_digit_recall": float((val_m[:n_val_pos] >= thr).mean()),
-                                     "val_family_rejected": val_fam})
+    thr, val_metrics = validation_threshold(run, d, model, rt)
     run.save_model(model, {**spec, "task": "detector", "classes": list(CLASSES), "threshold": float(_p(thr))})
     test_m = _margin(infer.logits(model, d.test_x, precision=rt.precision))  # MNIST test + fresh negatives
-    metrics = {**test_outputs(cfg, run, d, test_m=test_m, thr=thr, history=history), "val_accuracy": val_acc}
+    metrics = {**test_outputs(cfg, run, d, test_m=test_m, thr=thr, history=history), **val_metrics}
     metrics.update(ood_outputs(cfg, run, d, model, test_m=test_m, thr=thr, precision=rt.precision))
     if cfg.lofo and len(d.fams) > 1:  # leave-one-family-out: train without F, test on fresh images of F
         lofo = {f: _lofo_fold(cfg, run, f, d=d, fam_index=i, rt=rt, resume=resume) for i, f in enumerate(d.fams)
