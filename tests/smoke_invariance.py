@@ -31,7 +31,8 @@ def smoke_metrics(method: str, work: Path) -> dict[str, float]:
     saved = rotnet.pretext_root
     rotnet.pretext_root = lambda: work / "pretext"  # a private pretext cache: never reuse (or leave) a real one
     try:
-        _, metrics = api.train(method, command="invariance", budget="smoke", out=work / method,
+        # recipe={}: the method's own defaults, as when the record was made (a dataset recipe is a later choice)
+        _, metrics = api.train(method, command="invariance", budget="smoke", out=work / method, recipe={},
                                overrides={"precision": "fp32", "threads": 1, "seed": 0})
     finally:
         rotnet.pretext_root = saved

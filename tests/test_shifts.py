@@ -89,3 +89,15 @@ def test_random_view_changes_only_a_fraction_and_is_seeded():
     changed = (a - x).abs().flatten(1).amax(1) > 1e-6
     assert 0.3 < float(changed.float().mean()) < 0.7
     assert torch.equal(shifts.random_view(x, torch.Generator(), p=0.0), x)
+
+
+def test_supervised_runs_on_mnist_train_with_the_robust_view_by_recipe():
+    """The choice made on validation (benchmarks/robust_choice.py): MNIST's supervised recipe sets robust=0.5; other
+    data keep the default, a flag wins, and a few-label method named by --method gets no recipe."""
+    from mnistlab.methods.recipes import config_sources, resolve_config
+
+    assert config_sources("supervised")["robust"] == (0.5, "recipe")
+    assert resolve_config("supervised", overrides={"dataset": "fashion-mnist"}).robust == 0.0
+    assert resolve_config("supervised", overrides={"dataset": "folder:/nowhere"}).robust == 0.0
+    assert config_sources("supervised", overrides={"robust": "0"})["robust"] == (0.0, "flag")
+    assert resolve_config("fixmatch").sinkhorn == 0

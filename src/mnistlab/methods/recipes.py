@@ -3,13 +3,14 @@
 A run's config is merged in this order (later wins), and `mnistlab config show` prints each field's source:
 
     1. default  — the method's config dataclass
-    2. recipe   — a dataset's measured best settings (`RECIPES`), only when `fewlabel` picks the method itself
+    2. recipe   — a dataset's measured best settings (`RECIPES`): for `fewlabel` only when it picks the method
+                  itself; for a method that is not few-label (supervised), on every run of it on that dataset
     3. budget   — the method's budget preset (`BUDGETS` next to its config: smoke / quick / full)
     4. file     — a `--config` JSON file
     5. flag     — command-line flags and `--set key=value`
 
 The budget preset to apply is itself read from the budget argument, the file and the flags. A recipe should be chosen
-on the accuracy over each run's own unlabelled images, never on the test set; `docs/protocol.md` records on what each
+on the accuracy over each run's own unlabelled images or on validation images, never on the test set; `docs/protocol.md` records on what each
 one was chosen.
 """
 from __future__ import annotations
@@ -48,6 +49,9 @@ RECIPES: list[Recipe] = [
     # one label a class: whole classes merge (the 2s taken by the 0s); balanced pseudo-labels keep every class alive
     Recipe("mnist-balanced", "mnist", "fixmatch", {"sinkhorn": 3}, max_labels=10,
            evidence="pool, probe size: +7.71 points over 6 draws (benchmarks/results/reselect-balance-avx2.md)"),
+    # a recipe of a method that is not few-label (no method to choose) tunes its fields on every run on the dataset
+    Recipe("mnist-robust", "mnist", "supervised", {"robust": 0.5},
+           evidence="validation: shifted sets +13.2 points, clean −0.10 (benchmarks/results/robust-choice-avx512bf16.md)"),
 ]
 DEFAULT_LABELS = 100  # `fewlabel`'s label count when none is given (SSLConfig.labels)
 SOURCES = ("default", "recipe", "budget", "file", "flag")
@@ -62,7 +66,7 @@ def default_recipe(dataset: str | None = None, labels: int | None = None) -> tup
     n = DEFAULT_LABELS if labels is None else labels
     ds = dataset or TrainConfig.dataset  # none named: the commands' default dataset
     recipe = next((r for r in RECIPES if r.dataset == ds and (not r.max_labels or n <= r.max_labels)
-                   and r.method in METHODS), None)
+                   and r.method in methods_for("fewlabel")), None)
     if recipe:
         return recipe.method, {**recipe.fields, "fewlabel_recipe": recipe.name}
     for name in DEFAULT_ORDER:
@@ -95,6 +99,14 @@ def _count(labels: Any) -> int | None:
         return None
 
 
+def field_recipe(method: str, dataset: Any) -> dict[str, Any] | None:
+    """The fields of the recipe for a method that is not few-label (fewlabel's recipes come with the choice of method,
+    and `--method` given means none), on a named dataset."""
+    if METHODS.info(method).task == "fewlabel" or not isinstance(dataset, str):
+        return None
+    return next((dict(r.fields) for r in RECIPES if r.method == method and r.dataset == dataset), None)
+
+
 def default_method(dataset: str | None = None) -> str:
     return default_recipe(dataset)[0]
 
@@ -106,7 +118,10 @@ def config_layers(method: str, *, budget: str = "quick", config_file: str | None
     info = METHODS.info(method)
     cls, budgets = info.config, info.budgets
     file, flags = load_config_file(config_file), overrides or {}
-    chosen = merge(cls, {"budget": budget}, file, flags).budget
+    below = merge(cls, {"budget": budget}, file, flags)
+    chosen = below.budget
+    if recipe is None:
+        recipe = field_recipe(method, getattr(below, "dataset", None))
     return [("recipe", recipe or {}), ("budget", {**budgets.get(chosen, {}), "budget": chosen}), ("file", file),
             ("flag", flags)]
 
