@@ -43,8 +43,10 @@ def render_md(r: dict, *, pct) -> str:
               f"{pct(dr['letters_heldout_rejected'])} |",
               f"| Fashion-MNIST AUROC | {db['auroc_fashion']:.5f} | {dr['auroc_fashion']:.5f} |",
               f"| threshold p(digit) (validation) | {db['threshold_p_digit']:.3f} | {dr['threshold_p_digit']:.3f} |",
-              f"| validation: digits accepted | {pct(db.get('val_digit_recall'))} | {pct(dr.get('val_digit_recall'))} |",
-              f"| validation: near families rejected (mean) | {pct(_near_mean(db))} | {pct(_near_mean(dr))} |",
+
+              *([f"| validation: digits accepted | {pct(db.get('val_digit_recall'))} | {pct(dr.get('val_digit_recall'))} |",
+                 f"| validation: near families rejected (mean) | {pct(_near_mean(db))} | {pct(_near_mean(dr))} |"]
+                if db.get("val_digit_recall") is not None else []),
               "", "Leave-one-family-out (robust detector; trained without the family, tested on fresh images of it; "
               "letters from held-out fonts):", "", "| family | rejected in training mix | rejected when left out |",
               "|---|---|---|"]
