@@ -55,6 +55,7 @@ EXTRACTORS = {
     "fewlabel-refine.md": _fewlabel,
     "seed_report.md": _seed_report,
     "supervised.md": lambda d, row: _pct(d["summary"]["cnn"]["test_accuracy_mean"]),
+    "robustness.md": lambda d, row: _pct(d["cnn"]["cnn-robust"]["sets"]["mnist-test"]["accuracy"]),
     "detector.md": lambda d, row: _pct(d["summary"]["accuracy"]["mean"], d["summary"]["accuracy"]["std"]),
     "gan.md": lambda d, row: f"{next(r for r in d['runs'] if r['method'] == 'cgan')['mnist_score']:.3f}",
 }
