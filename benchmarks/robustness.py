@@ -54,7 +54,8 @@ def jobs(args) -> dict[str, list[str]]:
     det = ["detect", "train", "--budget", "quick", "--seed", str(args.seed), "--threads", "1",
            "--epochs", str(args.det_epochs), "--set", f"positives={args.positives}",
            "--set", f"negatives={args.positives}", "--set", f"lofo_epochs={args.lofo_epochs}",
-           "--set", f"near_share={args.det_near_share}", "--set", f"model={args.det_model}"]
+           *[w for k, v in (("near_share", args.det_near_share), ("model", args.det_model)) if v is not None
+             for w in ("--set", f"{k}={v}")]]
     if args.smoke:
         sup = ["supervised", "--budget", "smoke", "--seed", "0", "--threads", "1", "--set", "val_size=200"]
         det = ["detect", "train", "--budget", "smoke", "--seed", "0", "--threads", "1",
@@ -163,9 +164,9 @@ def main(argv=None) -> int:
     p.add_argument("--det-epochs", type=float, default=2.0)
     p.add_argument("--positives", type=int, default=15000, help="detector: MNIST digits (and as many negatives)")
     p.add_argument("--lofo-epochs", type=float, default=0.5)
-    p.add_argument("--det-near-share", type=float, default=0.0,
-                   help="detector: share of negatives from the families that look like writing (0 = even)")
-    p.add_argument("--det-model", default="cnn-small", help="detector backbone")
+    p.add_argument("--det-near-share", type=float,
+                   help="detector: share of negatives from the families that look like writing (default: the recipe's)")
+    p.add_argument("--det-model", help="detector backbone (default: the recipe's)")
     p.add_argument("--shift-size", type=int, default=1000, help="images per shifted set")
     p.add_argument("--test-size", type=int, default=10000, help="MNIST test images")
     p.add_argument("--val-max", type=int, default=5000, help="validation images the selector is fitted on")

@@ -8,6 +8,12 @@ def _met(ok) -> str:
     return {True: "met", False: "**missed**", None: "not measured"}[ok]
 
 
+def _near(b: dict) -> str:
+    """The near-family share a run used: given, the recipe's (0.5 since 2026-12-07), or even (older runs)."""
+    share = b.get("det_near_share")
+    return f"{100 * share:g} %" if share is not None else "50 % (the recipe)" if "det_model" in b else "an even share"
+
+
 def _near_mean(d: dict) -> float | None:
     """Mean validation rejection over the families that look like writing (what near_share is chosen on)."""
     from mnistlab.data.negatives import NEAR
@@ -26,9 +32,9 @@ def render_md(r: dict, *, pct) -> str:
              f" ({'bf16' if {'avx512_bf16', 'amx_bf16'} & set(r['machine']['flags']) else 'fp32'}); load average at the end {r['machine']['load_avg_end']} — shared with other jobs",
              f"- command: `{r['command']}`",
              f"- budget (seed {b['seed']}, one seed — no ± here): CNN `{b.get('cnn_model', 'cnn')}` "
-             f"{b['cnn_epochs']} epochs on 55 000 training images (5 000 held out for validation); detector `{b.get('det_model', 'cnn-small')}` "
+             f"{b['cnn_epochs']} epochs on 55 000 training images (5 000 held out for validation); detector `{b.get('det_model') or ('cnn-small' if 'det_model' not in b else 'cnn')}` "
              f"{b['det_epochs']} epochs on {b['positives']} digits + as many negatives over every family "
-             f"({100 * b.get('det_near_share', 0):g} % of them from the families that look like writing, 0 = evenly), LOFO "
+             f"({_near(b)} from the families that look like writing), LOFO "
              f"detectors {b['lofo_epochs']} epoch each; shifted sets: the first {b['shift_size']} MNIST test images "
              f"(printed: as many renders from held-out fonts), MNIST test: the first {b['test_size']}; "
              f"the selector is fitted on {b.get('val_max')} validation images.",
