@@ -106,13 +106,11 @@ def test_weighted_mix_follows_the_weights_and_even_weights_change_nothing():
 
 
 def test_near_share_puts_that_share_on_the_families_that_look_like_writing():
-    from mnistlab.methods.detector import family_weights
-
     fams = ["uniform", "lines", "letters", "pen-strokes"]
     assert set(neg.NEAR) <= set(neg.family_names())
-    w = family_weights(fams, 0.6)
+    w = neg.near_weights(fams, 0.6)
     assert neg.mix_counts(1000, fams, w) == [200, 200, 300, 300]
-    assert family_weights(fams, 0.0) is None and family_weights(["uniform", "lines"], 0.6) is None
+    assert neg.near_weights(fams, 0.0) is None and neg.near_weights(["uniform", "lines"], 0.6) is None
 
 
 def test_unknown_family_lists_the_valid_ones():

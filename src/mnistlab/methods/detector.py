@@ -103,22 +103,13 @@ def _split(cfg: DetectorConfig, n_train: int) -> tuple[np.ndarray, np.ndarray, n
     return np.sort(perm[: cfg.positives]), np.sort(perm[cfg.positives: k]), np.sort(perm[k:])
 
 
-def family_weights(fams: list[str], near_share: float) -> dict[str, float] | None:
-    """Weights for negatives.generate_mix: `near_share` of the mass over the near families present, the rest over
-    the others; None (evenly) when near_share is 0."""
-    near = [f for f in fams if f in neg.NEAR]
-    if near_share == 0 or not near or len(near) == len(fams):
-        return None
-    return {f: near_share / len(near) if f in near else (1 - near_share) / (len(fams) - len(near)) for f in fams}
-
-
 def _negative_sets(cfg: DetectorConfig, fams: list[str], *, spare: np.ndarray, val_digits: np.ndarray,
                    test_digits: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
     """Training / validation / test negatives (images, family index) from three seeds. Broken digits: spare training
     digits / validation digits / MNIST test digits. Fragments and pairs read training digits only: one half of the
     spare digits for training, the other for test. Test letters come from held-out font files (leave-fonts-out)."""
     half = (spare[0::2], spare[1::2]) if len(spare) >= 6 else (spare, spare)
-    w = family_weights(fams, cfg.near_share)
+    w = neg.near_weights(fams, cfg.near_share)
     return [neg.generate_mix(cfg.negatives, seed=cfg.data_seed, families=fams, digits=spare, train_digits=half[0],
                              weights=w),
             neg.generate_mix(cfg.val_size, seed=cfg.data_seed + VAL_SEED, families=fams, digits=val_digits,

@@ -94,6 +94,15 @@ def mix_counts(n: int, families: list[str], weights: dict[str, float] | None = N
     return counts.tolist()
 
 
+def near_weights(families: list[str], share: float) -> dict[str, float] | None:
+    """Weights for generate_mix: `share` of the mass spread over the NEAR families present, the rest over the others;
+    None (evenly) when share is 0 or when only one of the two groups is present."""
+    near = [f for f in families if f in NEAR]
+    if share == 0 or not near or len(near) == len(families):
+        return None
+    return {f: share / len(near) if f in near else (1 - share) / (len(families) - len(near)) for f in families}
+
+
 def generate_mix(n: int, *, seed: int, families: list[str] | tuple[str, ...] | None = None,
                  digits: np.ndarray | None = None, train_digits: np.ndarray | None = None,
                  fonts: str = "train", weights: dict[str, float] | None = None) -> tuple[np.ndarray, np.ndarray]:
