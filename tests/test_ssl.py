@@ -405,33 +405,38 @@ def test_sinkhorn_gives_every_class_equal_mass_on_skewed_logits():
     assert (q3.sum(0) - 20).abs().max() < (p.sum(0) - 20).abs().max() / 3
 
 
-def test_the_recipe_follows_the_label_count():
-    """One label a class on MNIST gets balanced pseudo-labels (the choice made on the pool, docs/protocol.md); from
-    11 labels up, and on other data, the recipes stay as they were; a folder of the user's gets none."""
-    from mnistlab.methods.recipes import command_method, default_recipe
+def test_the_recipe_follows_the_dataset_and_label_count(monkeypatch):
+    """MNIST gets FixMatch at every label count (balanced pseudo-labels were withdrawn at 10 labels: docs/protocol.md),
+    Fashion-MNIST its FreeMatch recipe, a folder of the user's none; --method given means no recipe. A recipe for
+    few labels applies up to its `max_labels`, the count read from a flag's text too."""
+    from mnistlab.methods import recipes
+    from mnistlab.methods.recipes import Recipe, command_method, default_recipe
 
-    balanced = ("fixmatch", {"sinkhorn": 3, "fewlabel_recipe": "mnist-balanced"})
-    assert default_recipe("mnist", 10) == balanced and default_recipe(None, 5) == balanced
+    assert default_recipe("mnist", 10) == ("fixmatch", {}) and default_recipe(None, 5) == ("fixmatch", {})
     assert default_recipe("mnist", 11) == ("fixmatch", {}) and default_recipe("mnist") == ("fixmatch", {})
-    assert default_recipe("fashion-mnist", 10)[0] == "freematch"
+    assert default_recipe("fashion-mnist", 10) == ("freematch", {"epochs": 15.0, "fewlabel_recipe": "fashion-freematch-15"})
     assert default_recipe("folder:/tmp/x", 10) == ("fixmatch", {})
-    assert command_method("fewlabel", None, "mnist", "10") == balanced  # the text of --set labels=10
-    assert command_method("fewlabel", "fixmatch", "mnist", 10) == ("fixmatch", None)  # --method given: no recipe
+    assert command_method("fewlabel", None, "fashion-mnist", "10")[0] == "freematch"  # the text of --set labels=10
+    assert command_method("fewlabel", "fixmatch", "fashion-mnist", 10) == ("fixmatch", None)  # --method: no recipe
+    few = Recipe("few", "mnist", "fixmatch", {"sinkhorn": 3}, max_labels=10)
+    monkeypatch.setattr(recipes, "RECIPES", [few, *recipes.RECIPES])
+    assert command_method("fewlabel", None, "mnist", "10") == ("fixmatch", {"sinkhorn": 3, "fewlabel_recipe": "few"})
+    assert default_recipe("mnist", 11) == ("fixmatch", {})
 
 
 TEN_LABEL_MARGIN = 0.3  # test accuracy ≥ 3× chance (0.1); measured 0.49 on a 2-core EPYC (seed 0, one thread)
 
 
 @pytest.mark.slow
-def test_ten_label_recipe_writes_a_complete_run_and_beats_chance(cli, tmp_path):
-    """`fewlabel --labels 10` without --method: the balanced recipe, recorded in the run's config, and a run folder
+def test_ten_balanced_labels_write_a_complete_run_and_beat_chance(cli, tmp_path):
+    """`fewlabel --labels 10 --set sinkhorn=3`: balanced pseudo-labels, recorded in the run's config, and a run folder
     as complete as any other; 160 smoke steps of 16 + 112 images learn well above chance from one label a class."""
     out = tmp_path / "ten"
     code, stdout, err = cli("fewlabel", "--labels", 10, "--budget", "smoke", "--threads", 1, "--seed", 0,
-                            "--set", "steps=160", "--set", "batch_size=16", "--out", out, "--json")
+                            "--set", "sinkhorn=3", "--set", "steps=160", "--set", "batch_size=16", "--out", out, "--json")
     assert code == 0, err
     cfg = json.loads((out / "config.json").read_text())
-    assert (cfg["method"], cfg["fewlabel_recipe"], cfg["sinkhorn"], cfg["labels"]) == ("fixmatch", "mnist-balanced", 3, 10)
+    assert (cfg["method"], cfg["fewlabel_recipe"], cfg["sinkhorn"], cfg["labels"]) == ("fixmatch", "", 3, 10)
     for name in ("env.json", "metrics.json", "splits.npz", "model.safetensors", "model.json", "confusion.json"):
         assert (out / name).is_file(), name
     assert len(np.load(out / "splits.npz")["labelled"]) == 10

@@ -26,8 +26,8 @@ def register(sub) -> None:
     add_train_flags(p)
     p.add_argument("--method", help="few-label method (`mnistlab list`; `cnn` trains the CNN named by --model, "
                                     "default rotnet-cnn, from scratch on the labels); default: the best recipe "
-                                    "for the dataset and label count (fixmatch; with balanced pseudo-labels "
-                                    "up to 10 labels on mnist; freematch at 15 epochs on fashion-mnist)")
+                                    "for the dataset and label count (fixmatch; freematch at 15 epochs on "
+                                    "fashion-mnist)")
     p.add_argument("--labels", type=int, help="number of labelled images, class-balanced (default 100)")
     p.add_argument("--split-seed", type=int, help="which images are labelled (default 0)")
     p.add_argument("--augment", action="store_true", default=None,

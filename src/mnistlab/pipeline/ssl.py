@@ -29,7 +29,7 @@ def stage(ctx: Context) -> Section:
     method = default_method()
     rows, figs = [], []
     for n in LABELS[ctx.budget]:
-        run_method, recipe = default_recipe(labels=n)  # what `mnistlab fewlabel --labels n` runs (10: balanced)
+        run_method, recipe = default_recipe(labels=n)  # what `mnistlab fewlabel --labels n` runs
         out = ctx.dir / f"{run_method}-{n}"
         api.train(run_method, command="fewlabel", out=out, resume=True, budget=ctx.budget, recipe=recipe,
                   overrides={"labels": n, "split_seed": 0, "seed": 0, **ctx.settings(SETS)})
