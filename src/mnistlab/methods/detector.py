@@ -1,8 +1,8 @@
 """Digit detector (the brief's Part 3): a binary CNN, class 1 = "a digit", trained on MNIST digits against generated
 non-digit images (`data/negatives.py`), and judged on images it never saw.
 
-Data (30k + 30k as the brief asks): `positives` MNIST training digits (split seed) against `negatives` images spread
-evenly over the generator families. Validation: other MNIST training digits + negatives from a validation seed; the
+Data (30k + 30k as the brief asks): `positives` MNIST training digits (split seed) against `negatives` images over the
+generator families, `near_share` of them from the four that look like writing. Validation: other MNIST training digits + negatives from a validation seed; the
 decision threshold on the logit margin is chosen there, never on test. Test: the MNIST test digits + freshly generated
 negatives (a third seed; the broken-digit families are built from MNIST *test* digits). Out of distribution:
 Fashion-MNIST test images, never seen in training (AUROC, FPR at 95 % TPR). Leave-one-family-out: for each family F a
@@ -49,7 +49,7 @@ class DetectorConfig(TrainConfig):
     lr: float = 3e-3  # AdamW, cosine-decayed
     weight_decay: float = 5e-4
     positives: int = 30000  # MNIST training digits (class 1)
-    negatives: int = 30000  # generated non-digits (class 0), spread evenly over `families`
+    negatives: int = 30000  # generated non-digits (class 0), spread over `families` (see near_share)
     families: list[str] = field(default_factory=list)  # generator families to train on; empty = all registered
     # share of training and validation negatives from the families that look like writing (negatives.NEAR), split
     # evenly among them; 0 = every family alike. Test negatives stay spread evenly.
@@ -71,8 +71,8 @@ class DetectorConfig(TrainConfig):
 BUDGETS = {
     # smoke runs on one thread: on 2 shared cores under load, small convs took 5–7 s per step on two threads and
     # ≈ 0.2 s on one (a 35 s smoke run became 330 s)
-    "smoke": {"model": "cnn-small", "positives": 512, "negatives": 512, "val_size": 150, "test_negatives": 300, "test_subset": 300,
-              "epochs": 1, "batch_size": 64, "lofo_epochs": 0.5, "families": ["uniform", "lines", "digit-tiles"],
+    "smoke": {"model": "cnn-small", "positives": 512, "negatives": 512, "val_size": 150, "test_negatives": 300,
+              "test_subset": 300, "epochs": 1, "batch_size": 64, "lofo_epochs": 0.5, "families": ["uniform", "lines", "digit-tiles"],
               "threads": 1},
     "quick": {},
     "full": {"epochs": 4, "lofo_epochs": 1.0},

@@ -10,8 +10,8 @@ A run's config is merged in this order (later wins), and `mnistlab config show` 
     5. flag     — command-line flags and `--set key=value`
 
 The budget preset to apply is itself read from the budget argument, the file and the flags. A recipe should be chosen
-on the accuracy over each run's own unlabelled images or on validation images, never on the test set; `docs/protocol.md` records on what each
-one was chosen.
+on the accuracy over each run's own unlabelled images or on validation images, never on the test set;
+`docs/protocol.md` records on what each one was chosen.
 """
 from __future__ import annotations
 
