@@ -26,7 +26,7 @@ import sys
 import time
 from datetime import datetime, timezone
 from pathlib import Path
-from _machine import check_reuse, code_version, cpu_name, git_sha, record_code, run_git  # noqa: E402
+from _machine import check_reuse, code_version, cpu_flags, cpu_name, git_sha, record_code, run_git  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
@@ -144,7 +144,7 @@ def write(args, rows: list[dict], started: dict) -> None:
     summary = summarise(rows)
     name = args.name
     meta = {"date": datetime.now(timezone.utc).isoformat(timespec="seconds"), "git_sha": git_sha(),
-            "cpu": cpu_name(), "cpu_count": os.cpu_count(),
+            "cpu": cpu_name(), "cpu_flags": cpu_flags(), "cpu_count": os.cpu_count(),
             **({} if args.report_only else {"threads": args.threads or "torch default"}),
             "command": "python benchmarks/fewlabel.py " + " ".join(sys.argv[1:]), **started,
             "load_end": [round(v, 2) for v in os.getloadavg()],
@@ -159,7 +159,8 @@ def write(args, rows: list[dict], started: dict) -> None:
         plot(summary, RESULTS / f"{name}.png")
     lines = [f"# Few-label benchmark ({name})", "",
              f"{meta['date']} · git {meta['git_sha']} (this file; each run's own in the runs table) · {meta['cpu']} "
-             f"({meta['cpu_count']} cores{', threads ' + str(meta['threads']) if 'threads' in meta else ''}) · "
+             f"({meta['cpu_count']} cores{', threads ' + str(meta['threads']) if 'threads' in meta else ''}; "
+             f"flags {' '.join(meta.get('cpu_flags') or ['?'])}) · "
              f"load avg at start {meta['load_start']}, at end {meta['load_end']}", "",
              f"Command: `{meta['command']}`", "", meta["note"], "",
              "| dataset | method | labels | draws | test accuracy % (mean ± std) | wall s / run (mean ± std) | steps "
