@@ -154,7 +154,7 @@ def train_detector(cfg: DetectorConfig, run: Run, *, x: np.ndarray, y: np.ndarra
             coin = torch.rand(len(xb), generator=gen, device=rt.device) < 0.5
             xb = torch.where(coin.view(-1, 1, 1, 1), warped, xb)
         if cfg.robust > 0:
-            xb = shifts.random_view(xb, step_generator(cfg.seed + 1, step), p=cfg.robust)
+            xb = shifts.random_view(xb, step_generator(cfg.seed + 1, step, device=rt.device), p=cfg.robust)
         return channels_last(xb), y_t[idx]
 
     def loss_fn(batch, step):
