@@ -96,7 +96,7 @@ def one_step(monkeypatch, tmp_path):
         rec = DeviceRecorder(expected)
 
         def traced(fn):
-            def call(*a):  # a tensor made without a device lands on 'meta' and is logged: on a GPU it would be a CPU one
+            def call(*a):  # a tensor made without a device lands on meta and is logged (on a GPU: a CPU one)
                 with rec, torch.device("meta"):
                     return fn(*a)
             return call if fn is not None else None
