@@ -25,12 +25,11 @@ from mnistlab.errors import MnistlabError, TrainingDiverged
 from mnistlab.evaluate import gan_eval
 from mnistlab.evaluate.metrics import softmax
 from mnistlab.methods import METHODS
-from mnistlab.methods.detector import families_figure
 from mnistlab.methods.recipes import config_sources, default_recipe, resolve_config  # noqa: F401 (the API)
 from mnistlab.models import MODELS, check_options
 from mnistlab.models.gan import sample
 from mnistlab.precision import resolve_device, resolve_precision, setup_threads
-from mnistlab.report import plots
+from mnistlab.report import detector_plots, plots
 from mnistlab.report.summaries import finished_line, gan_classifier_note
 from mnistlab.runs import LoadedRun, Run, default_out, resolve_out
 from mnistlab.train import calibrate
@@ -250,7 +249,7 @@ def negatives_grid(family: str, out: str | os.PathLike, *, n: int = 64, seed: in
         raise MnistlabError("--out must be a .png file")
     families = neg.family_names() if family == "all" else [family]
     if family == "all":  # one row per family
-        fig = families_figure(families, per_family=min(n, 16), seed=seed)
+        fig = detector_plots.families_grid({f: neg.generate(f, min(n, 16), seed=seed) for f in families})
     else:
         fig = plots.image_grid(neg.generate(family, n, seed=seed), cols=min(n, 16), size=0.9)
         fig.suptitle(f"{family} (seed {seed})", fontsize=9)

@@ -33,7 +33,7 @@ from mnistlab.evaluate.ood import choose_threshold, ood_report
 from mnistlab.methods import METHODS
 from mnistlab.methods._common import cosine_lr
 from mnistlab.models import count_params, create_model, model_spec
-from mnistlab.report import plots
+from mnistlab.report import detector_plots, plots
 from mnistlab.runs import Run
 from mnistlab.train import Batcher, fit, step_generator
 from mnistlab.precision import Runtime, channels_last, prepare_module, resolve_runtime
@@ -230,8 +230,8 @@ def test_outputs(cfg: DetectorConfig, run: Run, d: DetectorData, *, test_m: np.n
     run.save_figure("confusion.png", plots.confusion_heatmap(cm, CLASSES, title="detector, test (counts)"))
     if history:
         run.save_figure("learning_curves.png", plots.learning_curves(history))
-    run.save_figure("predictions.png", prediction_grid(d.test_x, d.test_y, test_m, thr, d.fams, d.te_fam,
-                                                       d.n_test_pos))
+    run.save_figure("predictions.png", detector_plots.prediction_grid(d.test_x, d.test_y, test_m, thr, d.fams,
+                                                                      d.te_fam, d.n_test_pos))
     return metrics
 
 
@@ -259,8 +259,8 @@ def ood_outputs(cfg: DetectorConfig, run: Run, d: DetectorData, model, *, test_m
     if run.writer:
         with fileio.atomic_path(run.path("test_scores.npz")) as tmp, open(tmp, "wb") as f:
             np.savez_compressed(f, **with_scores, families=np.array(d.fams))
-    run.save_figure("families.png", families_figure(d.fams, per_family=10, seed=cfg.data_seed + TEST_SEED,
-                                                    digits=d.ds.test_x))
+    samples = {f: neg.generate(f, 10, seed=cfg.data_seed + TEST_SEED, digits=d.ds.test_x) for f in d.fams}
+    run.save_figure("families.png", detector_plots.families_grid(samples))
     return metrics
 
 
@@ -336,36 +336,3 @@ def _lofo_fold(cfg: DetectorConfig, run: Run, family: str, *, d: DetectorData, f
     sub.save_json("result.json", result)
     sub.finish(result)
     return result
-
-
-def prediction_grid(x: np.ndarray, y: np.ndarray, margin: np.ndarray, thr: float, fams: list[str],
-                    fam: np.ndarray, n_pos: int, *, per_side: int = 16):
-    """Test images with p(digit): correct digits, correct non-digits (one per family first), then the mistakes."""
-    pred = margin >= thr
-    ok = pred == y.astype(bool)
-    rng = np.random.default_rng(0)
-    right_pos = rng.permutation(np.flatnonzero(ok & (y == 1)))[:per_side]
-    right_neg = [n_pos + rng.choice(np.flatnonzero(fam == i)) for i in range(len(fams))
-                 if ok[n_pos:][fam == i].any() and (fam == i).any()]
-    right_neg = [j for j in right_neg if ok[j]]
-    more = np.setdiff1d(np.flatnonzero(ok & (y == 0)), right_neg)
-    right_neg = list(right_neg) + list(rng.permutation(more)[: max(0, per_side - len(right_neg))])
-    wrong = np.flatnonzero(~ok)
-    wrong = wrong[np.argsort(-np.abs(margin[wrong] - thr))][: 2 * per_side]  # most confident mistakes first
-    idx = np.r_[right_pos, right_neg, wrong].astype(int)
-    p = _p(margin[idx])
-
-    def title(j: int, pj: float) -> str:
-        kind = "digit" if y[j] == 1 else fams[fam[j - n_pos]]
-        return f"{'WRONG ' if not ok[j] else ''}{kind}\np={pj:.3f}"
-
-    return plots.image_grid(x[idx], [title(j, pj) for j, pj in zip(idx, p)], cols=16, size=1.0)
-
-
-def families_figure(fams: list[str], *, per_family: int, seed: int, digits: np.ndarray | None = None):
-    """One row per generator family, `per_family` images each, titled with the family name."""
-    rows, titles = [], []
-    for f in fams:
-        rows.append(neg.generate(f, per_family, seed=seed, digits=digits))
-        titles += [f] + [""] * (per_family - 1)
-    return plots.image_grid(np.concatenate(rows), titles, cols=per_family, size=0.9)
