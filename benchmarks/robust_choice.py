@@ -6,6 +6,7 @@ run's own validation images, carved from the training split; the printed set is 
 It writes benchmarks/results/robust-choice-<cpu>.md/.json.
 
     python benchmarks/robust_choice.py --runs RUNS/s0      # the folder robustness.py trained into
+    python benchmarks/robust_choice.py --runs R --only det --name robust-choice-det-cnn   # one kind, another file
 
 The rule, fixed before this script first ran: the robust variant becomes the default when, on validation,
   - its mean over the shifted sets beats the base by more than 1 point (CNN: accuracy; detector: digits accepted), and
@@ -75,14 +76,25 @@ def decide(base: dict, robust: dict) -> tuple[bool, float, float]:
     return gain > MARGIN_SHIFTED and loss <= MAX_CLEAN_LOSS, gain, loss
 
 
+def recipe_line(run: Path) -> str:
+    """The settings that tell the runs apart, and the code that made them."""
+    cfg, env = fileio.read_json(run / "config.json"), fileio.read_json(run / "env.json")
+    keys = ("model", "epochs", "near_share", "robust")
+    return " ".join(f"{k}={cfg[k]}" for k in keys if k in cfg) + f" (git {str(env.get('git_sha'))[:7]})"
+
+
 def render(res: dict) -> str:
     lines = [f"# Robust view as the default? Chosen on validation ({res['date'][:10]})", "",
              f"- machine: {res['cpu']}; CPU flags: {' '.join(res['flags'])}; git {res['git_sha']}",
+             *[f"- {kind} runs: {', '.join(f'{k} `{v}`' for k, v in res[kind]['recipes'].items())}"
+               for kind in ("cnn", "det") if kind in res],
              f"- command: `{res['command']}`; runs: `{res['runs']}`",
              "- every figure is on validation images carved from the training split (the printed digits: training "
              "fonts); the test set is not read", "- rule (fixed before the first run of this script): adopt when the "
              "shifted mean gains > 1 point and the clean figure loses ≤ 0.1 point", ""]
     for kind, what in (("cnn", "accuracy"), ("det", "digits accepted (clean: validation accuracy at the threshold)")):
+        if kind not in res:
+            continue
         b, r = res[kind]["base"], res[kind]["robust"]
         lines += [f"## {'Supervised CNN' if kind == 'cnn' else 'Detector'}: {what}", "",
                   "| validation set | base | robust=0.5 |", "|---|---:|---:|"]
@@ -96,15 +108,20 @@ def render(res: dict) -> str:
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--runs", required=True, help="robustness.py's run folder for one seed (…/s0)")
+    p.add_argument("--only", choices=("cnn", "det"), help="decide for one kind only (its base and robust runs)")
+    p.add_argument("--name", default="robust-choice", help="results file name, before -<cpu> (default robust-choice)")
     args = p.parse_args(argv)
     runs = Path(args.runs)
     res = {"date": datetime.now(timezone.utc).isoformat(timespec="seconds"), "cpu": cpu_name(), "flags": cpu_flags(),
            "git_sha": git_sha(), "runs": str(runs),
            "command": " ".join(["python benchmarks/robust_choice.py", *sys.argv[1:]])}
     for kind, fn in (("cnn", cnn_figures), ("det", detector_figures)):
+        if args.only and kind != args.only:
+            continue
         base, robust = fn(runs / f"{kind}-base"), fn(runs / f"{kind}-robust")
-        res[kind] = {"base": base, "robust": robust, "decision": decide(base, robust)}
-    out = ROOT / "benchmarks" / "results" / f"robust-choice-{cpu_tag()}"
+        res[kind] = {"base": base, "robust": robust, "decision": decide(base, robust),
+                     "recipes": {v: recipe_line(runs / f"{kind}-{v}") for v in ("base", "robust")}}
+    out = ROOT / "benchmarks" / "results" / f"{args.name}-{cpu_tag()}"
     fileio.write_json(out.with_suffix(".json"), res)
     fileio.write_text(out.with_suffix(".md"), render(res))
     print(out.with_suffix(".md"))
