@@ -141,6 +141,7 @@ def main(argv: list[str] | None = None) -> int:
     name = "detector-smoke" if args.smoke else "detector"
     lofo_seeds = args.seeds[:1] if args.lofo_seeds is None else args.lofo_seeds
     started, load_start = dt.datetime.now(dt.timezone.utc), os.getloadavg()
+    git = git_info()  # before this script writes its own results files
     log: list[dict] = []
     results: dict[int, dict] = {}
     for seed in args.seeds:
@@ -158,8 +159,8 @@ def main(argv: list[str] | None = None) -> int:
         log.append(entry)
         if metrics:
             results[seed] = metrics
-        write(name, args, budget, started, load_start, log, results, final=False)
-    write(name, args, budget, started, load_start, log, results, final=True)
+        write(name, args, budget, started, load_start, log, results, git=git, final=False)
+    write(name, args, budget, started, load_start, log, results, git=git, final=True)
     return 0 if results else 1
 
 
@@ -200,7 +201,7 @@ def run_shas(ms: list[dict]) -> set[str]:
 
 
 def write(name: str, args, budget: str, started, load_start, log: list[dict], results: dict[int, dict], *,
-          final: bool) -> None:
+          git: dict, final: bool) -> None:
     """detector.json + detector.md, rewritten after every run (a partial benchmark stays on record)."""
     load_end = os.getloadavg()
     ms = list(results.values())
@@ -214,7 +215,6 @@ def write(name: str, args, budget: str, started, load_start, log: list[dict], re
     targets = targets_met(summary, fam_summary, lofo_min, train_max)
     import torch
 
-    git = git_info()
     machine = {"cpu": cpu_name(), "cpu_flags": " ".join(cpu_flags()), "cores": os.cpu_count(), "torch_threads": args.threads, "torch": torch.__version__,
                "python": platform.python_version(), "load_avg_start": [round(x, 2) for x in load_start],
                "load_avg_end": [round(x, 2) for x in load_end]}
