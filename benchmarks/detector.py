@@ -34,6 +34,7 @@ from _machine import run_cli as shared_run_cli  # noqa: E402
 TARGETS = {"accuracy": 0.999, "lofo_min_accuracy": 0.99, "auroc_fashion": 0.995, "train_minutes": 5.0,
            # issue 31: letters from held-out fonts rejected, MNIST test digits accepted, Fashion-MNIST AUROC
            "letters_rejected": 0.95, "digits_accepted": 0.995, "auroc_fashion_31": 0.999}
+NEAR_OOD_MARKER = "## Near-OOD families and leave-fonts-out (issue 31)"  # robustness_md.MARKER: written by robustness.py
 KEYS = ("accuracy", "digit_recall", "nondigit_recall", "auroc_fashion", "fpr95_fashion", "accepted_fashion",
         "val_accuracy", "threshold_p_digit", "train_seconds", "wall_seconds", "params", "precision")
 
@@ -280,7 +281,9 @@ def write(name: str, args, budget: str, started, load_start, log: list[dict], re
                   "run still in its LOFO stage, collected from its artefacts"))
         lines.append(f"- `{r['command']}` → {res} (load {r['load_avg_before'][0]:.1f} → "
                      f"{r['load_avg_after'][0]:.1f})")
-    fileio.write_text(out / f"{name}.md", "\n".join(lines) + "\n")
+    old = (out / f"{name}.md").read_text() if (out / f"{name}.md").exists() else ""
+    tail = old[old.index(NEAR_OOD_MARKER):] if NEAR_OOD_MARKER in old else ""  # robustness.py's section stays
+    fileio.write_text(out / f"{name}.md", "\n".join(lines) + "\n" + (f"\n{tail}" if tail else ""))
 
 
 if __name__ == "__main__":
