@@ -80,3 +80,21 @@ def test_reselect_commands_parse_and_the_rule_needs_a_clear_margin(tmp_path):
                            grid).count("even-small stays")  # 0.4 point < the 0.5-point margin
     won = reselect.decide({"even-small": [row("even-small", 0.90)], "even-cnn": [row("even-cnn", 0.91)]}, grid)
     assert "even-cnn" in won and "stays" not in won
+
+
+def test_robustness_base_runs_do_not_inherit_the_robust_recipe():
+    """MNIST's supervised recipe sets robust=0.5, so robustness.py's base runs must say robust=0 or they would
+    silently be the robust runs again."""
+    import argparse
+
+    import robustness
+    from mnistlab.methods.recipes import resolve_config
+
+    args = argparse.Namespace(
+        cnn_model="cnn", cnn_epochs=1.0, seed=0, det_epochs=1.0, positives=100, lofo_epochs=0.5, det_near_share=None,
+        det_model=None, smoke=False)
+    todo = robustness.jobs(args)
+    for name, method, want in (("cnn-base", "supervised", 0.0), ("cnn-robust", "supervised", 0.5),
+                               ("det-base", "detector", 0.0), ("det-robust", "detector", 0.5)):
+        sets = dict(v.split("=", 1) for k, v in zip(todo[name], todo[name][1:]) if k == "--set")
+        assert resolve_config(method, overrides={"dataset": "mnist", **sets}).robust == want, name
