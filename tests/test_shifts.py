@@ -101,3 +101,24 @@ def test_supervised_runs_on_mnist_train_with_the_robust_view_by_recipe():
     assert resolve_config("supervised", overrides={"dataset": "folder:/nowhere"}).robust == 0.0
     assert config_sources("supervised", overrides={"robust": "0"})["robust"] == (0.0, "flag")
     assert resolve_config("fixmatch").sinkhorn == 0
+
+
+def test_dilate_is_a_3x3_max_pool_on_images():
+    import torch.nn.functional as F
+
+    x = torch.rand(4, 1, 28, 28, generator=torch.Generator().manual_seed(1))
+    x[0] = 0
+    x[1, 0, 0, 0] = 1  # a corner pixel: the zero padding must not clip it
+    assert torch.equal(shifts.dilate(x), F.max_pool2d(x, 3, stride=1, padding=1))
+
+
+def test_random_view_reads_nothing_back_from_the_device(monkeypatch):
+    """On a GPU a `.item()`, `float(t)` or `nonzero` in the view would stall every step: none may run."""
+    x = torch.from_numpy(_img([(r, 14) for r in range(6, 22)], n=64)).float() / 255
+    for name in ("item", "__float__", "__int__", "__bool__", "nonzero", "tolist"):
+        def refuse(*a, _n=name, **k):
+            raise AssertionError(f"random_view called Tensor.{_n}")
+        monkeypatch.setattr(torch.Tensor, name, refuse)
+    out = shifts.random_view(x, torch.Generator().manual_seed(3), p=0.5)
+    monkeypatch.undo()
+    assert out.shape == x.shape and not torch.equal(out, x)
