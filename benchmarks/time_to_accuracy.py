@@ -58,7 +58,9 @@ def collect(out: Path, arm: str) -> dict:
     env = json.loads((out / "env.json").read_text())
     rec = json.loads((out / "bench_record.json").read_text()) if (out / "bench_record.json").exists() else {}
     fl = run_flops(out)
-    return {"arm": arm, "recipe": ARMS[arm], "split_seed": m["split_seed"], "run": str(out),
+    sets = [w for k, w in zip(rec.get("command", "").split(), rec.get("command", "").split()[1:]) if k == "--set"]
+    recipe = ARMS[arm] + (" + " + ", ".join(sets) if arm == "new" and sets else "")  # the candidate, as it ran
+    return {"arm": arm, "recipe": recipe, "split_seed": m["split_seed"], "run": str(out),
             "git_sha": (env.get("git_sha") or "?")[:7], "model": json.loads((out / "config.json").read_text())["model"],
             "test_accuracy": m["test_accuracy"], "ulb_accuracy_before_refine": m.get("refine_pseudo_accuracy"),
             "wall_seconds": m["wall_seconds"], "train_tflop": fl["total"] / 1e12, "ssl_tflop": fl["ssl"] / 1e12,
@@ -100,7 +102,7 @@ def write(args, rows: list[dict]) -> Path:
 def markdown(res: dict) -> str:
     m, s = res["machine"], res["summary"]
     peak = ", ".join(f"{k} ≈ {v:.0f} GFLOP/s" for k, v in m["peak_gflops"].items())
-    lines = [f"# Time to accuracy: MNIST, {res['labels']} labels — old recipe (`fixmatch-v1`) vs the new default", "",
+    lines = [f"# Time to accuracy: MNIST, {res['labels']} labels — old recipe (`fixmatch-v1`) vs the new arm (the default recipe, plus the candidate's settings)", "",
              f"Machine: {m['cpu']}, flags: {' '.join(m['flags']) or 'none of avx2/avx512_bf16/amx_bf16'}; peak estimate {peak}.",
              f"Source {res['git_sha']}, {res['date']}. Command: `{res['command']}`.", "",
              "| arm | recipe | draw | model | test % | pool % before refine | wall s | train TFLOP | achieved GFLOP/s | load before→after | sha |",
