@@ -45,6 +45,9 @@ def run_arm(args, arm: str, draw: int) -> dict | None:
         if made_by != git_info()["git_sha"] or git_info()["git_dirty"]:
             raise SystemExit(f"{out} was made by {str(made_by)[:7]}, not by this source: remove it to rerun, "
                              "or --report-only to tabulate it as it is")
+        if recorded_sets(out) != sets:  # another candidate ran here: its numbers are not this one's
+            raise SystemExit(f"{out} ran with --set {' '.join(recorded_sets(out)) or '(none)'}, not with these "
+                             "settings: use another --runs folder for this candidate")
     else:
         metrics, entry = run_cli(cmd + (["--resume"] if (out / "config.json").exists() else []))
         if metrics is None:
@@ -53,12 +56,19 @@ def run_arm(args, arm: str, draw: int) -> dict | None:
     return collect(out, arm)
 
 
+def recorded_sets(out: Path) -> list[str]:
+    """The `--set key=value` pairs of the command that made a run (bench_record.json), in order."""
+    rec = json.loads((out / "bench_record.json").read_text()) if (out / "bench_record.json").exists() else {}
+    words = rec.get("command", "").split()
+    return [w for k, w in zip(words, words[1:]) if k == "--set"]
+
+
 def collect(out: Path, arm: str) -> dict:
     m = json.loads((out / "metrics.json").read_text())
     env = json.loads((out / "env.json").read_text())
     rec = json.loads((out / "bench_record.json").read_text()) if (out / "bench_record.json").exists() else {}
     fl = run_flops(out)
-    sets = [w for k, w in zip(rec.get("command", "").split(), rec.get("command", "").split()[1:]) if k == "--set"]
+    sets = recorded_sets(out)
     recipe = ARMS[arm] + (" + " + ", ".join(sets) if arm == "new" and sets else "")  # the candidate, as it ran
     return {"arm": arm, "recipe": recipe, "split_seed": m["split_seed"], "run": str(out),
             "git_sha": (env.get("git_sha") or "?")[:7], "model": json.loads((out / "config.json").read_text())["model"],

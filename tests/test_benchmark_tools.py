@@ -63,6 +63,24 @@ def test_pinned_old_recipe_is_a_valid_fixmatch_config():
     assert cfg.model == "cnn" and cfg.refine_rounds == 3 and cfg.skip_unconfident is False
 
 
+def test_time_to_accuracy_refuses_a_run_folder_made_for_another_candidate(tmp_path, monkeypatch):
+    import argparse
+    import json
+
+    import time_to_accuracy as tta
+
+    monkeypatch.setattr(tta, "git_info", lambda: {"git_sha": "abc", "git_dirty": False})
+    out = tmp_path / "new-l100-d0"
+    out.mkdir()
+    (out / "metrics.json").write_text("{}")
+    (out / "env.json").write_text(json.dumps({"git_sha": "abc"}))
+    (out / "bench_record.json").write_text(json.dumps({"command": "mnistlab fewlabel --set model=cnn-small"}))
+    assert tta.recorded_sets(out) == ["model=cnn-small"]
+    args = argparse.Namespace(runs=str(tmp_path), labels=100, seed=0, threads=1, new_set=["mu=5"])
+    with pytest.raises(SystemExit, match="another --runs folder"):
+        tta.run_arm(args, "new", 0)
+
+
 def test_reselect_commands_parse_and_the_rule_needs_a_clear_margin(tmp_path):
     import argparse
 
