@@ -7,6 +7,8 @@ written beside it and never read for the choice. Grids (`GRIDS`):
   5–12 px added to the digit), both first chosen on test figures; 100 labels. `no-stroke-ops` drops both stroke
   ops (`extra_stroke` and the ±1 px `stroke`). `no-bn-recal` checks `bn_recalibrate`, adopted on test evidence.
 - `balance` (issue 28): Sinkhorn–Knopp balanced pseudo-labels against distribution alignment alone; 10 labels.
+- `labelled-view` (issue 28): the labelled batch in the strong view instead of the weak one; 10 labels.
+- `init` (issue 28): the rotation-pretext start (`init=rotnet`) against a random one, both on `rotnet-cnn`; 10 labels.
 - `fashion-supervised` (issue 26): the Fashion-MNIST supervised recipe, first chosen on test figures. Candidates run
   as `mnistlab supervised --dataset fashion-mnist --val-size 10000` at the full recipe's 10 epochs and are ranked on
   the 10 000 *validation* images carved (stratified) from the 60 000 training images. A "draw" is the training seed.
@@ -62,6 +64,11 @@ GRIDS = {
         "affine-0.25-no-bn-recal": {"strong_affine": 0.25, "bn_recalibrate": 0}}, labels=100),
     # issue 28: balanced pseudo-labels (Sinkhorn–Knopp per batch) against distribution alignment alone, 10 labels
     "balance": Grid("da", {"da": {}, "sinkhorn-3": {"sinkhorn": 3}}, labels=10),
+    # issue 28: the labelled batch in the strong view (each copy of a labelled image a new strong view), 10 labels
+    "labelled-view": Grid("weak", {"weak": {}, "strong": {"labelled_view": "strong"}}, labels=10),
+    # issue 28: a rotation-pretext start before any label is used, on the pretext's own backbone, 10 labels
+    "init": Grid("rotnet-cnn-random", {"rotnet-cnn-random": {"model": "rotnet-cnn"},
+                                       "rotnet-cnn-rotnet": {"model": "rotnet-cnn", "init": "rotnet"}}, labels=10),
     # issue 26: the view (crop + mirror against the digits' affine + cutout) and the width (48 against 32)
     "fashion-supervised": Grid("crop-w48", {
         "crop-w48": {"width": 48, **FASHION_CROP}, "crop-w32": {"width": 32, **FASHION_CROP},

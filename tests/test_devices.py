@@ -119,7 +119,8 @@ def one_step(monkeypatch, tmp_path):
 # every method with its smoke defaults (supervised on MNIST: the robust view, by recipe), and the options whose
 # batch code the defaults do not reach
 CASES = [(m, {}) for m in METHODS.names()] + [("detector", {"robust": 0.5}), ("fixmatch", {"skip_unconfident": True}),
-                                              ("fixmatch", {"sinkhorn": 3, "teacher_bn": "batch"})]
+                                              ("fixmatch", {"sinkhorn": 3, "teacher_bn": "batch"}),
+                                              ("fixmatch", {"labelled_view": "strong"})]
 
 
 @pytest.mark.parametrize("device", ["cpu", "auto"])

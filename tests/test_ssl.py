@@ -215,7 +215,8 @@ def test_freematch_smoke_and_bad_settings(cli, tmp_path):
     code, _, err = cli("fewlabel", "--method", "fixmatch", "--budget", "smoke", "--set", "teacher_bn=batch",
                        "--set", "teacher=student", "--out", tmp_path / "i")
     assert code == 2 and "teacher_bn=batch is for the EMA teacher" in err
-    for setting, message in (("weak=crop", "unknown weak"), ("tta=hflip", "mirrors the test images")):
+    for setting, message in (("weak=crop", "unknown weak"), ("tta=hflip", "mirrors the test images"),
+                             ("labelled_view=frozen", "unknown labelled_view")):
         code, _, err = cli("fewlabel", "--method", "fixmatch", "--budget", "smoke", "--set", setting,
                            "--out", tmp_path / setting)
         assert code == 2 and message in err and len(err.strip().splitlines()) == 1, err
@@ -441,3 +442,27 @@ def test_ten_balanced_labels_write_a_complete_run_and_beat_chance(cli, tmp_path)
         assert (out / name).is_file(), name
     assert len(np.load(out / "splits.npz")["labelled"]) == 10
     assert json.loads(stdout)["test_accuracy"] >= TEN_LABEL_MARGIN, stdout
+
+
+def test_labelled_view_gives_the_labelled_batch_the_weak_or_the_strong_view():
+    """labelled_view=strong draws the labelled batch through the unlabelled images' strong view (ops, warp, cutout),
+    first from the step's generator, as the weak view is drawn by default."""
+    from mnistlab.methods._ssl import ssl_setup, ssl_step, strong_geometry
+    from mnistlab.methods.fixmatch import BUDGETS
+    from mnistlab.train import step_generator
+
+    class Splits:  # ssl_setup only saves the split
+        def save_splits(self, **_):
+            pass
+
+    for view in ("weak", "strong"):
+        cfg = FixMatchConfig(**{**BUDGETS["smoke"], "labels": 10, "labelled_view": view, "threads": 1,
+                                "device": "cpu"})
+        r = ssl_setup(cfg, Splits())
+        x_lb, y_lb, *_ = ssl_step(cfg, r)[0](3)
+        # one label a class: the class names the clean image
+        clean = torch.stack([r.x_all[r.lab_idx][r.y_all[r.lab_idx] == y][0] for y in y_lb]).float() / 255
+        gen = step_generator(cfg.seed, 3, device="cpu")
+        want = (strong_view(clean, gen, n_ops=cfg.n_ops, cutout=cfg.cutout, **strong_geometry(cfg.strong_affine))
+                if view == "strong" else weak_view(clean, gen, shift_only=r.weak == "shift"))
+        assert torch.equal(x_lb.contiguous(), want), view

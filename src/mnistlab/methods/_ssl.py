@@ -14,6 +14,7 @@ test set; with `val_labels` > 0 a validation split carved from the labels is rep
 """
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -45,7 +46,9 @@ class SSLConfig(TrainConfig):
     labels: int = 100  # labelled images, class-balanced (val_labels of them held out for validation)
     split_seed: int = 0  # which images are labelled (independent of the training seed)
     val_labels: int = 0  # labels carved out as a validation split (reported, never used to choose anything)
-    augment: bool = True  # weak view on the labelled batch
+    augment: bool = True  # augment the labelled batch (in `labelled_view`)
+    # the labelled batch's view: weak | strong (the unlabelled strong view: each copy of a labelled image a new view)
+    labelled_view: str = "weak"
     batch_size: int = 32  # labelled images per step (B)
     mu: int = 7  # unlabelled images per step = mu × B
     epochs: float = 13.0  # passes over the unlabelled set (steps = epochs × N_unlabelled / (mu B)); 13 ≈ 3500 steps
@@ -285,6 +288,8 @@ def check_options(cfg: SSLConfig) -> None:
         raise MnistlabError(f"unknown teacher_bn {cfg.teacher_bn!r}; valid: batch, running")
     if cfg.teacher_bn == "batch" and cfg.teacher != "ema":
         raise MnistlabError("teacher_bn=batch is for the EMA teacher (teacher=ema); the student uses batch statistics")
+    if cfg.labelled_view not in ("weak", "strong"):
+        raise MnistlabError(f"unknown labelled_view {cfg.labelled_view!r}; valid: weak, strong")
     if cfg.weak not in ("auto", "warp", "shift"):
         raise MnistlabError(f"unknown weak {cfg.weak!r}; valid: auto, warp, shift")
     strong_ops(cfg)
@@ -335,11 +340,14 @@ def ssl_step(cfg: SSLConfig, r: SSLRun):
         gen = step_generator(cfg.seed, step, device=dev)
         il, iu = lab_t[lab_b(step).to(dev)], ulb_t[ulb_b(step).to(dev)]
         x_lb = r.x_all[il].float() / 255
-        x_lb = weak_view(x_lb, gen, hflip=flip, shift_only=shift_only) if cfg.augment else x_lb
+        strong = functools.partial(strong_view, n_ops=cfg.n_ops, cutout=cfg.cutout, hflip=flip, ops=ops,
+                                   **strong_geometry(cfg.strong_affine))
+        if cfg.augment:
+            x_lb = strong(x_lb, gen) if cfg.labelled_view == "strong" else weak_view(x_lb, gen, hflip=flip,
+                                                                                      shift_only=shift_only)
         x_u = r.x_all[iu].float() / 255
         x_w = weak_view(x_u, gen, hflip=flip, shift_only=shift_only)
-        x_s = strong_view(x_u, gen, n_ops=cfg.n_ops, cutout=cfg.cutout, hflip=flip, ops=ops,
-                          **strong_geometry(cfg.strong_affine))
+        x_s = strong(x_u, gen)
         x_lb, x_w, x_s = (channels_last(t) for t in (x_lb, x_w, x_s))
         return x_lb, r.y_all[il], x_w, x_s, r.y_all[iu]
 
