@@ -334,14 +334,14 @@ def ssl_step(cfg: SSLConfig, r: SSLRun):
     lab_t, ulb_t = torch.from_numpy(r.lab_idx).to(dev), torch.from_numpy(r.ulb_idx).to(dev)
     lab_b = Batcher(len(r.lab_idx), cfg.batch_size, seed=cfg.seed, rank=s.rank, world=s.world)
     ulb_b = Batcher(len(r.ulb_idx), cfg.mu * cfg.batch_size, seed=cfg.seed + 7919, rank=s.rank, world=s.world)
-    flip, shift_only, ops = s.ds.hflip_safe, r.weak == "shift", strong_ops(cfg)
+    flip, shift_only = s.ds.hflip_safe, r.weak == "shift"
+    strong = functools.partial(strong_view, n_ops=cfg.n_ops, cutout=cfg.cutout, hflip=flip, ops=strong_ops(cfg),
+                               **strong_geometry(cfg.strong_affine))
 
     def batch_at(step: int):
         gen = step_generator(cfg.seed, step, device=dev)
         il, iu = lab_t[lab_b(step).to(dev)], ulb_t[ulb_b(step).to(dev)]
         x_lb = r.x_all[il].float() / 255
-        strong = functools.partial(strong_view, n_ops=cfg.n_ops, cutout=cfg.cutout, hflip=flip, ops=ops,
-                                   **strong_geometry(cfg.strong_affine))
         if cfg.augment:
             x_lb = strong(x_lb, gen) if cfg.labelled_view == "strong" else weak_view(x_lb, gen, hflip=flip,
                                                                                       shift_only=shift_only)
