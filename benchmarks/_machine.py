@@ -12,7 +12,7 @@ from mnistlab.precision import cpu_flags
 from mnistlab.runs import cpu_name, git_info
 
 __all__ = ["check_reuse", "cpu_flags", "cpu_name", "cpu_tag", "git_sha", "peak_gflops", "record_code", "run_cli",
-           "run_git"]
+           "run_devices", "run_git"]
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -83,6 +83,20 @@ def record_code(out: Path, version: dict | None = None) -> None:
     """Note beside a run this driver finished the code that finished it (read back by `check_reuse`)."""
     if (out / "metrics.json").exists():
         (out / CODE_FILE).write_text(json.dumps(version or code_version(), indent=1))
+
+
+def run_devices(folders) -> str:
+    """The devices and precisions the run folders trained on, from their env.json, each once: e.g. 'cpu (bf16)'."""
+    seen: list[str] = []
+    for folder in folders:
+        try:
+            env = json.loads((Path(folder) / "env.json").read_text())
+        except (OSError, ValueError):
+            continue
+        dev = f"{env.get('device', '?')} ({env.get('precision', '?')})"
+        if dev not in seen:
+            seen.append(dev)
+    return ", ".join(seen) or "?"
 
 
 def run_git(folder: Path) -> str:

@@ -26,7 +26,8 @@ import sys
 import time
 from datetime import datetime, timezone
 from pathlib import Path
-from _machine import check_reuse, code_version, cpu_flags, cpu_name, git_sha, record_code, run_git  # noqa: E402
+from _machine import (check_reuse, code_version, cpu_flags, cpu_name, git_sha, record_code, run_devices,  # noqa: E402
+                      run_git)
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
@@ -160,7 +161,7 @@ def write(args, rows: list[dict], started: dict) -> None:
     lines = [f"# Few-label benchmark ({name})", "",
              f"{meta['date']} · git {meta['git_sha']} (this file; each run's own in the runs table) · {meta['cpu']} "
              f"({meta['cpu_count']} cores{', threads ' + str(meta['threads']) if 'threads' in meta else ''}; "
-             f"flags {' '.join(meta.get('cpu_flags') or ['?'])}) · "
+             f"flags {' '.join(meta.get('cpu_flags') or ['?'])}; device {run_devices(r['run'] for r in rows)}) · "
              f"load avg at start {meta['load_start']}, at end {meta['load_end']}", "",
              f"Command: `{meta['command']}`", "", meta["note"], "",
              "| dataset | method | labels | draws | test accuracy % (mean ± std) | wall s / run (mean ± std) | steps "

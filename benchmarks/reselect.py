@@ -36,7 +36,8 @@ from datetime import datetime, timezone
 from dataclasses import dataclass
 from pathlib import Path
 
-from _machine import ROOT, check_reuse, cpu_flags, cpu_name, cpu_tag, git_sha, record_code, run_cli, run_git
+from _machine import (ROOT, check_reuse, cpu_flags, cpu_name, cpu_tag, git_sha, record_code, run_cli, run_devices,
+                      run_git)
 
 RESULTS = ROOT / "benchmarks" / "results"
 NO_EXTRA_STROKE = "elastic,stroke,contrast,blur,noise"  # every op of data/randaugment.OPS but `extra_stroke`
@@ -151,7 +152,8 @@ def render(args, rows: list[dict]) -> str:
     by = {c: [r for r in rows if r["candidate"] == c] for c in grid.candidates}
     ranked = sorted((c for c in by if by[c]), key=lambda c: -statistics.mean(r[key] for r in by[c]))
     lines = [f"# Re-selecting on the {what} measure: grid `{args.grid}`, {datetime.now(timezone.utc):%Y-%m-%d}",
-             "", f"- machine: {cpu_name()}; CPU flags: {' '.join(cpu_flags()) or '?'}; git {git_sha()}", *setup(args),
+             "", f"- machine: {cpu_name()}; CPU flags: {' '.join(cpu_flags()) or '?'}; device: "
+             f"{run_devices(r['run'] for r in rows)}; git {git_sha()}", *setup(args),
              "", f"| candidate | {what} % (selection) | test % (not used) | runs (git) |", "|---|---|---|---|"]
     for c in ranked:
         rs = by[c]

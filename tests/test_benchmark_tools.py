@@ -116,3 +116,15 @@ def test_robustness_base_runs_do_not_inherit_the_robust_recipe():
                                ("det-base", "detector", 0.0), ("det-robust", "detector", 0.5)):
         sets = dict(v.split("=", 1) for k, v in zip(todo[name], todo[name][1:]) if k == "--set")
         assert resolve_config(method, overrides={"dataset": "mnist", **sets}).robust == want, name
+
+
+def test_results_name_each_runs_device_and_precision_once(tmp_path):
+    """The device line of a results file comes from the runs' own env.json: each device once, '?' when unknown."""
+    from _machine import run_devices
+
+    for name, env in (("a", '{"device": "cpu", "precision": "bf16"}'), ("b", '{"device": "cpu", "precision": "bf16"}'),
+                      ("c", '{"device": "cuda:0", "precision": "fp16"}'), ("d", "not json")):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "env.json").write_text(env)
+    assert run_devices(tmp_path / n for n in "abcd") == "cpu (bf16), cuda:0 (fp16)"
+    assert run_devices([tmp_path / "d", tmp_path / "missing"]) == "?"
