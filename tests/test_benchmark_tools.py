@@ -128,3 +128,25 @@ def test_results_name_each_runs_device_and_precision_once(tmp_path):
         (tmp_path / name / "env.json").write_text(env)
     assert run_devices(tmp_path / n for n in "abcd") == "cpu (bf16), cuda:0 (fp16)"
     assert run_devices([tmp_path / "d", tmp_path / "missing"]) == "?"
+
+
+def test_restarts_keeps_the_most_even_run_per_draw_by_a_label_free_score():
+    import numpy as np
+    import restarts
+    from mnistlab.evaluate.metrics import smallest_class_share
+
+    assert smallest_class_share(np.array([0, 0, 1, 2]), 3) == pytest.approx(0.75)  # 1 of 4 is a third of even
+    assert smallest_class_share(np.array([0, 0, 1, 2]), 4) == 0.0  # class 3 is never predicted
+    assert smallest_class_share(np.arange(10).repeat(5), 10) == pytest.approx(1.0)
+    rows = [{"labels": 10, "split_seed": d, "seed": s, "balance": b, "ulb_accuracy": a}
+            for d, s, b, a in [(0, 0, 0.2, 0.80), (0, 2, 0.9, 0.99), (0, 1, 0.9, 0.97), (1, 0, 0.5, 0.90),
+                               (1, 1, 0.1, 0.95)]]
+    kept = restarts.keep(rows)
+    assert kept[(10, 0)]["seed"] == 1  # the tie at 0.9 goes to the lower seed, whatever the pool says
+    assert kept[(10, 1)]["seed"] == 0  # the more even run, though its pool accuracy is lower
+    assert restarts.keep(rows, "ulb_accuracy")[(10, 1)]["seed"] == 1  # the oracle reads the pool labels
+    gain, two_se, draws = restarts.paired({0: 0.97, 1: 0.90, 2: 0.5}, {0: 0.93, 1: 0.92})
+    assert draws == [0, 1] and gain == pytest.approx(0.01) and two_se == pytest.approx(0.06)
+    assert restarts.verdict(gain, two_se) == "not passed"
+    assert restarts.verdict(0.02, 0.01) == "passed" and restarts.verdict(0.0005, 0.0001) == "not passed"
+    assert restarts.verdict(0.5, float("nan")) == "not passed"  # one draw: no SE, no decision

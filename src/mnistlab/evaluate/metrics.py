@@ -15,6 +15,14 @@ def accuracy(logits: np.ndarray, labels: np.ndarray) -> float:
     return float((logits.argmax(1) == labels).mean()) if len(labels) else float("nan")
 
 
+def smallest_class_share(preds: np.ndarray, num_classes: int) -> float:
+    """The share of `preds` (N,) held by the least-predicted class, × num_classes: 1 = every class equally often,
+    0 = a class never predicted. Reads no label: a run that lost a class shows it as a class nobody is given."""
+    if not len(preds):
+        return float("nan")
+    return float(np.bincount(preds, minlength=num_classes)[:num_classes].min() * num_classes / len(preds))
+
+
 def nll(logits: np.ndarray, labels: np.ndarray) -> float:
     """Mean cross-entropy in nats."""
     z = logits - logits.max(axis=1, keepdims=True)
