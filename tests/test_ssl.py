@@ -186,6 +186,9 @@ def test_smoke_run_is_complete_and_reproducible(cli, tmp_path):
     a, b = outs
     assert a["test_accuracy"] == b["test_accuracy"] and a["test_loss"] == b["test_loss"]
     assert a["labels"] == 20 and a["split_seed"] == 1 and a["seed"] == 2 and a["wall_seconds"] > 0
+    assert 0 <= a["pool_balance"] <= 1 and 0 <= a["pool_rarest_class"] < 10  # label-free, on the whole pool
+    curve = [json.loads(line) for line in (tmp_path / "a" / "metrics.jsonl").read_text().splitlines()]
+    assert sum("pool_balance" in r for r in curve) == sum("test_accuracy" in r for r in curve) > 0  # when, too
     for f in ("config.json", "env.json", "splits.npz", "metrics.jsonl", "metrics.json", "model.safetensors",
               "model.json", "confusion.png", "test_logits.npy"):
         assert (tmp_path / "a" / f).exists(), f
@@ -466,3 +469,32 @@ def test_labelled_view_gives_the_labelled_batch_the_weak_or_the_strong_view():
         want = (strong_view(clean, gen, n_ops=cfg.n_ops, cutout=cfg.cutout, **strong_geometry(cfg.strong_affine))
                 if view == "strong" else weak_view(clean, gen, shift_only=r.weak == "shift"))
         assert torch.equal(x_lb.contiguous(), want), view
+
+
+def test_pool_balance_reads_no_label_and_names_the_class_nobody_is_given():
+    from mnistlab.methods._common import pool_measures
+    from mnistlab.report.model_card import limits_section
+    from mnistlab.report.summaries import balance_warning, metrics_lines
+
+    net = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(16, 3))  # class 0 for dark, 1 for bright, 2 never
+    with torch.no_grad():
+        net[1].weight.copy_(torch.tensor([[-1 / 16] * 16, [1 / 16] * 16, [0.0] * 16]))
+        net[1].bias.copy_(torch.tensor([0.5, 0.0, -1.0]))
+    x = np.zeros((8, 1, 4, 4), np.uint8)
+    x[:6] = 255  # 6 bright (→ 1), 2 dark (→ 0)
+    even = np.full(3, 1 / 3)
+    seen = pool_measures(net, x, np.array([1, 1, 1, 1, 1, 0, 0, 0]), prior=even, spec={}, precision="fp32")
+    hidden = pool_measures(net, x, np.full(8, -1), prior=even, spec={}, precision="fp32")
+    assert (seen["pool_balance"], seen["pool_rarest_class"]) == (0.0, 2) and seen["ulb_accuracy"] == 7 / 8
+    assert {k: hidden[k] for k in ("pool_balance", "pool_rarest_class")} == {"pool_balance": 0.0,
+                                                                           "pool_rarest_class": 2}
+    assert "ulb_accuracy" not in hidden  # the balance needs no label; the accuracy needs them
+    # a class with no label is not expected: then class 0 (2 of 8 against half the labels) is the rarest
+    prior = np.array([0.5, 0.5, 0.0])
+    part = pool_measures(net, x, np.full(8, -1), prior=prior, spec={}, precision="fp32")
+    assert part["pool_rarest_class"] == 0 and part["pool_balance"] == pytest.approx(0.25 / 0.5)
+    assert balance_warning({"pool_balance": 0.9, "pool_rarest_class": 2}) is None
+    said = balance_warning({"pool_balance": 0.03, "pool_rarest_class": 2}, ["zero", "one", "two"])
+    assert said.startswith("class two is predicted for 3 % of its expected share")
+    assert any(line.startswith("warning: class 2") for line in metrics_lines("r", hidden))
+    assert any("**Warning**: class 2" in line for line in limits_section({}, {}, {}, hidden))

@@ -15,12 +15,19 @@ def accuracy(logits: np.ndarray, labels: np.ndarray) -> float:
     return float((logits.argmax(1) == labels).mean()) if len(labels) else float("nan")
 
 
-def smallest_class_share(preds: np.ndarray, num_classes: int) -> float:
-    """The share of `preds` (N,) held by the least-predicted class, × num_classes: 1 = every class equally often,
-    0 = a class never predicted. Reads no label: a run that lost a class shows it as a class nobody is given."""
-    if not len(preds):
-        return float("nan")
-    return float(np.bincount(preds, minlength=num_classes)[:num_classes].min() * num_classes / len(preds))
+def class_shares(preds: np.ndarray, num_classes: int, prior: np.ndarray | None = None) -> np.ndarray:
+    """(K,) each class's share of `preds` (N,) over its expected share (`prior`, default even): 1 = as often as
+    expected, 0 = never predicted. Reads no label."""
+    share = np.bincount(preds, minlength=num_classes)[:num_classes] / max(1, len(preds))
+    expected = np.full(num_classes, 1 / num_classes) if prior is None else np.asarray(prior, float)
+    with np.errstate(divide="ignore", invalid="ignore"):  # a class without labels is not expected: +inf, never least
+        return np.where(expected > 0, share / np.where(expected > 0, expected, 1), np.inf)
+
+
+def smallest_class_share(preds: np.ndarray, num_classes: int, prior: np.ndarray | None = None) -> float:
+    """The least-predicted class's `class_shares`: a run that has merged a class into another shows it as a class
+    almost nobody is given (benchmarks/notes/fewlabel-10-probes.md). nan without predictions."""
+    return float(class_shares(preds, num_classes, prior).min()) if len(preds) else float("nan")
 
 
 def nll(logits: np.ndarray, labels: np.ndarray) -> float:

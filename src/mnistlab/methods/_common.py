@@ -9,8 +9,8 @@ import torch
 
 from mnistlab import infer
 from mnistlab.data import Dataset, load_dataset
-from mnistlab.evaluate.metrics import (accuracy, confusion, confused_pairs, most_confused, nll, per_class_report,
-                                      softmax)
+from mnistlab.evaluate.metrics import (accuracy, class_shares, confusion, confused_pairs, most_confused, nll,
+                                      per_class_report, softmax)
 from mnistlab.report import plots
 from mnistlab.precision import Runtime, autocast, resolve_runtime
 from mnistlab.runs import Run
@@ -107,6 +107,21 @@ def eval_split(model, x, y, *, spec, precision, prefix: str) -> dict:
         return {}
     lg = infer.logits(model, x, spec=spec, precision=precision)
     return {f"{prefix}_accuracy": accuracy(lg, y), f"{prefix}_loss": nll(lg, y)}
+
+
+def pool_measures(model, x, y, *, prior: np.ndarray, spec, precision, prefix: str = "ulb") -> dict:
+    """On the unlabelled pool, one forward: the label-free balance (`pool_balance`: the least-predicted class's share
+    over its share of the labels, `pool_rarest_class`), and the accuracy on the images that hide a label
+    (`prefix_accuracy`, a development measure; images labelled -1 are left out of it only)."""
+    lg = infer.logits(model, x, spec=spec, precision=precision)
+    if not len(lg):
+        return {}
+    shares = class_shares(lg.argmax(1), lg.shape[1], prior)
+    out = {"pool_balance": float(shares.min()), "pool_rarest_class": int(shares.argmin())}
+    known = np.asarray(y) >= 0
+    if known.any():
+        out.update({f"{prefix}_accuracy": accuracy(lg[known], y[known]), f"{prefix}_loss": nll(lg[known], y[known])})
+    return out
 
 
 def classifier_outputs(run: Run, model, *, spec: dict, ds: Dataset, test_x, test_y, history: list[dict],

@@ -30,7 +30,8 @@ from mnistlab.data.splits import labelled_split
 from mnistlab.errors import MnistlabError
 from mnistlab.infer import tta_rule
 from mnistlab.methods import METHODS
-from mnistlab.methods._common import Setup, classifier_outputs, cosine_lr, eval_split, recalibrate_bn, setup
+from mnistlab.methods._common import (Setup, classifier_outputs, cosine_lr, eval_split, pool_measures, recalibrate_bn,
+                                     setup)
 from mnistlab.methods._ema import EMA, teacher_batch_stats
 from mnistlab.methods._refine import self_train
 from mnistlab.methods.rotnet import pretrained_pretext, transfer_weights
@@ -328,6 +329,11 @@ def ssl_setup(cfg: SSLConfig, run) -> SSLRun:
                   total, info)
 
 
+def label_prior(s: Setup, r: SSLRun) -> np.ndarray:
+    """(K,) the labelled images' class shares: the share each class is expected to hold of the predictions."""
+    return np.bincount(s.train_y[r.lab_idx], minlength=s.ds.num_classes) / max(1, len(r.lab_idx))
+
+
 def ssl_step(cfg: SSLConfig, r: SSLRun):
     """(batch_at, loss_fn, after_step) for the loop: views drawn on the device, a function of the step only."""
     s, dev = r.s, r.s.device
@@ -372,13 +378,16 @@ def ssl_train(cfg: SSLConfig, run, r: SSLRun, *, resume: bool) -> list[dict]:
     """The loop over `ssl_step`, with the EMA model's validation and test curve (shown, never used to choose)."""
     s, ema = r.s, r.state.ema.module
     n_curve = min(cfg.curve_test_size, len(s.test_y)) if cfg.curve_test_size else len(s.test_y)
+    pool = r.ulb_idx[:: max(1, len(r.ulb_idx) // max(1, n_curve))][:n_curve]  # a fixed spread of the pool
 
     def evaluate(step: int) -> dict:
         out = eval_split(ema, s.train_x[r.val_idx], s.train_y[r.val_idx], spec=r.pre, precision=s.precision,
                          prefix="val")
         out.update(eval_split(ema, s.test_x[:n_curve], s.test_y[:n_curve], spec=r.pre, precision=s.precision,
                               prefix="test"))
-        return out
+        # the label-free balance curve: when a class stops being predicted (its hidden labels are not read)
+        return {**out, **pool_measures(ema, s.train_x[pool], np.full(len(pool), -1), prior=label_prior(s, r),
+                                       spec=r.pre, precision=s.precision)}
 
     batch_at, loss_fn, after_step = ssl_step(cfg, r)
     opt = torch.optim.SGD(r.state.student.parameters(), lr=cfg.lr, momentum=0.9, nesterov=True,
@@ -422,11 +431,13 @@ def ssl_finish(cfg: SSLConfig, run, r: SSLRun, history: list[dict], *, resume: b
     # transductive accuracy on the unlabelled images: a development measurement (it needs labels a real user lacks),
     # never used inside a run; without the mirror averaging (half the cost). After refine, compare recipes on
     # refine_pseudo_accuracy: the model has been fitted to these images' pseudo-labels
-    ulb = eval_split(ema, s.train_x[r.ulb_idx], s.train_y[r.ulb_idx], spec={}, precision=s.precision, prefix="ulb")
+    ulb = pool_measures(ema, s.train_x[r.ulb_idx], s.train_y[r.ulb_idx], prior=label_prior(s, r), spec={},
+                        precision=s.precision)
     if r.pre:  # the other prediction rule, shown beside (the config fixed which one is reported)
         ablation.update(eval_split(ema, s.test_x, s.test_y, spec={}, precision=s.precision, prefix="test_no_tta"))
     last = history[-1] if history else {}
     return {**metrics, "val_accuracy": val.get("val_accuracy"), "ulb_accuracy": ulb.get("ulb_accuracy"),
+            "pool_balance": ulb.get("pool_balance"), "pool_rarest_class": ulb.get("pool_rarest_class"),
             "labels": cfg.labels, "split_seed": cfg.split_seed, "seed": cfg.seed, "steps": r.total,
             "params": count_params(ema), "precision": s.precision, "device": str(s.device),
             "final_mask_rate": last.get("train_mask"), "final_pl_acc": last.get("train_pl_acc"),

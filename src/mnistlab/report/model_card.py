@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 
 from mnistlab import fileio
+from mnistlab.report.summaries import balance_warning
 
 # what each metric family measures (prefix → protocol), so a number is never read without its protocol
 PROTOCOL = {
@@ -16,6 +17,8 @@ PROTOCOL = {
     "ulb": "on the unlabelled training pool with its hidden labels: a development measure a real user cannot make",
     "train": "on training batches (last logged step)",
     "refine": "self-training refine stage, on the unlabelled pool (development measure)",
+    "pool": "on the unlabelled training pool, reading no label: the least-predicted class's share of the predictions "
+            "over its share of the labels (1 = as expected, near 0 = a class the model no longer gives)",
 }
 
 
@@ -64,14 +67,15 @@ def metrics_section(metrics: dict) -> list[str]:
     lines = ["## Metrics", "", "| metric | value | protocol |", "|---|---|---|"]
     for k, v in metrics.items():
         if isinstance(v, (int, float)) and not isinstance(v, bool) and k != "wall_seconds":
-            scored = k.endswith(("accuracy", "loss", "f1"))  # counts and settings have no protocol
+            scored = k.endswith(("accuracy", "loss", "f1", "balance"))  # counts and settings have no protocol
             proto = next((p for pre, p in PROTOCOL.items() if k.startswith(pre + "_")), "") if scored else ""
             lines.append(f"| {k} | {_fmt(v)} | {proto} |")
     return lines + [""]
 
 
-def limits_section(cfg: dict, spec: dict, data: dict) -> list[str]:
-    lines = ["## Intended use and known limits", "",
+def limits_section(cfg: dict, spec: dict, data: dict, metrics: dict) -> list[str]:
+    warning = balance_warning(metrics, (data or {}).get("classes") or spec.get("classes"))
+    lines = ["## Intended use and known limits", "", *([f"- **Warning**: {warning}."] if warning else []),
              f"- Intended use: classify images like the training data ({cfg.get('dataset')}), preprocessed by the "
              "rule in model.json (`mnistlab predict`, `mnistlab serve`, `mnistlab export` apply it)."]
     if spec.get("image_input"):
@@ -106,7 +110,7 @@ def model_card(d: Path) -> str:
           f"{env.get('date')}; git {str(env.get('git_sha'))[:10]}{' (dirty)' if env.get('git_dirty') else ''}; "
           f"mnistlab {env.get('mnistlab')}, torch {env.get('versions', {}).get('torch')}", ""]
     return "\n".join(head + data_section(cfg, data, splits) + labels_section(cfg, data, splits) + method
-                     + metrics_section(metrics) + hw + limits_section(cfg, spec, data))
+                     + metrics_section(metrics) + hw + limits_section(cfg, spec, data, metrics))
 
 
 def write_model_card(d: Path) -> Path:

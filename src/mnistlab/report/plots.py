@@ -29,7 +29,8 @@ def image_grid(images: np.ndarray, titles: list[str] | None = None, *, cols: int
 
 
 def learning_curves(history: list[dict], *, x: str = "epoch"):
-    """Loss and accuracy per epoch: every `*loss*` and `*acc*` key of the history, one line each."""
+    """Loss and accuracy per epoch: every `*loss*` and `*acc*` key of the history, one line each (a `*balance` key,
+    in [0, 1], beside the accuracies)."""
     fig, (ax_l, ax_a) = plt.subplots(1, 2, figsize=(10, 3.6))
     xs = [h.get(x, h.get("step")) for h in history]
     keys = sorted({k for h in history for k in h})
@@ -39,7 +40,7 @@ def learning_curves(history: list[dict], *, x: str = "epoch"):
             continue
         if "loss" in k:
             ax_l.plot(xs, ys, marker=".", label=k)
-        elif "acc" in k:
+        elif "acc" in k or k.endswith("balance"):
             ax_a.plot(xs, ys, marker=".", label=k)
     for ax, t in ((ax_l, "loss"), (ax_a, "accuracy")):
         ax.set_xlabel(x)

@@ -13,10 +13,24 @@ def reject_json(res: dict) -> dict:
 
 
 def metrics_lines(out, metrics: dict) -> list[str]:
-    """A run's final metrics, one `key: value` line each (scalars only)."""
+    """A run's final metrics, one `key: value` line each (scalars only), then any warning about them."""
     shown = {k: v for k, v in metrics.items() if isinstance(v, (int, float, str)) and v is not None}
+    warning = balance_warning(metrics)
     return [f"run folder: {out}"] + [f"  {k}: {v:.4f}" if isinstance(v, float) else f"  {k}: {v}"
-                                     for k, v in shown.items()]
+                                     for k, v in shown.items()] + ([f"warning: {warning}"] if warning else [])
+
+
+BALANCE_WARN = 0.5  # a lost class is predicted for < 0.1 of its share; a sound 10-label run 0.8-1
+
+
+def balance_warning(metrics: dict, classes: list[str] | None = None) -> str | None:
+    """The label-free sign of a merged class (`pool_balance` below BALANCE_WARN), in words; None when there is none."""
+    b, k = metrics.get("pool_balance"), metrics.get("pool_rarest_class")
+    if not isinstance(b, (int, float)) or b >= BALANCE_WARN or not isinstance(k, int):
+        return None
+    name = classes[k] if classes and 0 <= k < len(classes) else str(k)
+    return (f"class {name} is predicted for {100 * b:.0f} % of its expected share of the unlabelled images: the "
+            "model may have merged it into another class (another --seed, or a few more labels, may avoid it)")
 
 
 KEY_METRICS = ("test_accuracy", "mnist_score", "val_accuracy")  # the first a run has is its one-line summary
