@@ -498,3 +498,30 @@ def test_pool_balance_reads_no_label_and_names_the_class_nobody_is_given():
     assert said.startswith("class two is predicted for 3 % of its expected share")
     assert any(line.startswith("warning: class 2") for line in metrics_lines("r", hidden))
     assert any("**Warning**: class 2" in line for line in limits_section({}, {}, {}, hidden))
+
+
+@pytest.mark.slow
+def test_restarts_keep_the_start_with_the_most_even_pool_predictions(cli, tmp_path):
+    out = tmp_path / "best"
+    args = ("fewlabel", "--method", "fixmatch", "--budget", "smoke", "--labels", 20, "--threads", 1, "--seed", 3,
+            "--set", "restarts=2", "--out", out, "--json")
+    code, stdout, err = cli(*args)
+    assert code == 0, err
+    m, record = json.loads(stdout), json.loads((out / "restarts.json").read_text())
+    starts = {s["seed"]: s for s in record["starts"]}
+    assert set(starts) == {3, 4} and m["seed"] == 3 and m["restarts"] == 2
+    best = max(starts.values(), key=lambda s: (s["pool_balance"], -s["seed"]))
+    assert record["kept_seed"] == m["kept_seed"] == best["seed"]
+    kept = out / "restarts" / f"seed-{best['seed']}"
+    for name in ("config.json", "env.json", "splits.npz", "metrics.json", "model.safetensors"):
+        assert (out / "restarts" / "seed-4" / name).is_file(), name
+    assert (out / "model.safetensors").read_bytes() == (kept / "model.safetensors").read_bytes()
+    assert m["test_accuracy"] == json.loads((kept / "metrics.json").read_text())["test_accuracy"]
+    assert (out / "MODEL_CARD.md").is_file() and json.loads((out / "config.json").read_text())["restarts"] == 2
+    code, again, err = cli(*args[:-1], "--resume", "--json")  # finished: the same record, nothing retrained
+    assert code == 0 and json.loads(again)["test_accuracy"] == m["test_accuracy"], err
+    for bad in (0, 17):
+        code, _, err = cli("fewlabel", "--method", "fixmatch", "--budget", "smoke", "--set", f"restarts={bad}",
+                           "--out", tmp_path / f"bad{bad}")
+        assert code == 2 and "restarts must be between 1 and 16" in err and len(err.strip().splitlines()) == 1
+        assert not (tmp_path / f"bad{bad}").exists()

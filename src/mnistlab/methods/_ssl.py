@@ -34,6 +34,7 @@ from mnistlab.methods._common import (Setup, classifier_outputs, cosine_lr, eval
                                      setup)
 from mnistlab.methods._ema import EMA, teacher_batch_stats
 from mnistlab.methods._refine import self_train
+from mnistlab.methods._restarts import best_of
 from mnistlab.methods.rotnet import pretrained_pretext, transfer_weights
 from mnistlab.models import MODELS, config_options, count_params, create_model, model_spec
 from mnistlab.precision import channels_last, prepare_module
@@ -50,6 +51,8 @@ class SSLConfig(TrainConfig):
     augment: bool = True  # augment the labelled batch (in `labelled_view`)
     # the labelled batch's view: weak | strong (the unlabelled strong view: each copy of a labelled image a new view)
     labelled_view: str = "weak"
+    # >1: that many training seeds (seed, seed + 1, …), the start with the most even predictions on the pool kept
+    restarts: int = 1
     batch_size: int = 32  # labelled images per step (B)
     mu: int = 7  # unlabelled images per step = mu × B
     epochs: float = 13.0  # passes over the unlabelled set (steps = epochs × N_unlabelled / (mu B)); 13 ≈ 3500 steps
@@ -447,7 +450,9 @@ def ssl_finish(cfg: SSLConfig, run, r: SSLRun, history: list[dict], *, resume: b
 
 
 def run_ssl(cfg: SSLConfig, run, *, resume: bool = False) -> dict:
-    """The entry point every member registers: setup, the loop, finish."""
+    """The entry point every member registers: setup, the loop, finish (or that, once per start: _restarts.py)."""
+    if cfg.restarts != 1:
+        return best_of(cfg, run, run_ssl)
     r = ssl_setup(cfg, run)
     history = ssl_train(cfg, run, r, resume=resume)
     return ssl_finish(cfg, run, r, history, resume=resume)
