@@ -150,3 +150,15 @@ def test_restarts_keeps_the_most_even_run_per_draw_by_a_label_free_score():
     assert restarts.verdict(gain, two_se) == "not passed"
     assert restarts.verdict(0.02, 0.01) == "passed" and restarts.verdict(0.0005, 0.0001) == "not passed"
     assert restarts.verdict(0.5, float("nan")) == "not passed"  # one draw: no SE, no decision
+
+
+def test_cluster_naming_gives_the_tenth_name_by_elimination():
+    import numpy as np
+    import cluster_naming
+
+    centroids = np.eye(3)  # three clusters along the axes
+    # labelled images: class 0 near axis 0; classes 1 AND 2 both nearest axis 1 (an atypical "2")
+    emb = np.array([[1.0, 0.1, 0.0], [0.1, 1.0, 0.0], [0.0, 0.9, 0.5]])
+    names = cluster_naming.name_clusters(centroids, emb, np.array([0, 1, 2]))
+    assert names.tolist() == [0, 1, 2]  # one-to-one: axis 2 is left for class 2, though it is not its nearest
+    assert cluster_naming.name_clusters(centroids, emb[:2], np.array([0, 1])).tolist() == [0, 1, -1]
